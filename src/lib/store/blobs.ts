@@ -48,7 +48,8 @@ export function formatBytes(n: number): string {
 
 const inBrowser =
   typeof window !== 'undefined' ||
-  (typeof self !== 'undefined' && typeof (self as { importScripts?: unknown }).importScripts === 'function') ||
+  (typeof self !== 'undefined' &&
+    typeof (self as { importScripts?: unknown }).importScripts === 'function') ||
   (typeof navigator !== 'undefined' && /Chrome|Firefox|Safari/.test(navigator.userAgent ?? ''));
 
 function toStored(bytes: Uint8Array): Blob | Uint8Array {
@@ -123,11 +124,7 @@ export async function writeBlob(
 ): Promise<BlobFileRecord> {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const it: AsyncIterable<Uint8Array> | Iterable<Uint8Array> =
-    source instanceof Blob
-      ? blobSource(source)
-      : source instanceof Uint8Array
-        ? [source]
-        : source;
+    source instanceof Blob ? blobSource(source) : source instanceof Uint8Array ? [source] : source;
   const record: BlobFileRecord = {
     id,
     size: 0,

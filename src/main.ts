@@ -1,0 +1,10 @@
+import { mount } from 'svelte';
+import App from './App.svelte';
+import './ui/theme.css';
+import { registerServiceWorker } from './ui/service-worker.svelte.ts';
+
+const target = document.getElementById('app');
+if (!target) throw new Error('index.html has no #app element');
+mount(App, { target });
+
+if (import.meta.env.PROD) void registerServiceWorker();
