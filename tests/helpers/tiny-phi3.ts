@@ -1,0 +1,178 @@
+// The tiny random-weight Phi-3 fixture for tests: generated on first use into the git-ignored
+// fixtures/generated/tiny-phi3/, and regenerated whenever the generator's source changes.
+// Also a reference greedy loop on onnxruntime-node that engines can be compared against.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as OrtNode from 'onnxruntime-node';
+import { DEFAULT_GENAI_FILENAME, generatePhi3 } from '../../scripts/make-tiny-phi3.ts';
+
+export { DEFAULT_GENAI_FILENAME as TINY_GENAI_FILENAME };
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const TARGET = join(ROOT, 'fixtures', 'generated', 'tiny-phi3');
+const STAMP = '.source-hash';
+
+/** Shape of the tiny preset, for tests that build inputs by hand. */
+export const TINY = {
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  headSize: 16,
+  hiddenSize: 64,
+  vocabSize: 32064,
+  contextLength: 512,
+  eosTokenIds: [32000, 32001, 32007],
+} as const;
+
+function sourceHash(): string {
+  const h = createHash('sha256');
+  const files = [join(ROOT, 'scripts', 'make-tiny-phi3.ts')];
+  for (const sub of ['onnx', 'tokenizer']) {
+    const dir = join(ROOT, 'scripts', sub);
+    for (const f of readdirSync(dir).sort()) files.push(join(dir, f));
+  }
+  for (const f of files) {
+    h.update(f.slice(ROOT.length));
+    h.update(readFileSync(f));
+  }
+  return h.digest('hex');
+}
+
+function stampOf(dir: string): string | null {
+  try {
+    return readFileSync(join(dir, STAMP), 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+let cached: Promise<TinyPhi3Paths> | null = null;
+
+export interface TinyPhi3Paths {
+  /** transformers.js layout: config.json, tokenizer files, onnx/model_q4{,f16}.onnx(+_data). */
+  web: string;
+  /** onnxruntime-genai layout: genai_config.json, the .onnx + .onnx.data, tokenizer files. */
+  genai: string;
+  /** Absolute path of the genai .onnx file (genai_config.json's decoder.filename). */
+  genaiModel: string;
+}
+
+/**
+ * Returns the fixture folders, generating them (about a second) if missing or stale. Safe to call
+ * from parallel test workers: each generates into its own folder and renames it into place.
+ */
+export function ensureTinyPhi3(): Promise<TinyPhi3Paths> {
+  cached ??= Promise.resolve().then(() => {
+    const hash = sourceHash();
+    const paths = {
+      web: join(TARGET, 'web'),
+      genai: join(TARGET, 'genai'),
+      genaiModel: join(TARGET, 'genai', DEFAULT_GENAI_FILENAME),
+    };
+    if (stampOf(TARGET) === hash) return paths;
+    const tmp = `${TARGET}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    generatePhi3({ outDir: tmp, preset: 'tiny' });
+    writeFileSync(join(tmp, STAMP), hash);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        renameSync(tmp, TARGET);
+        return paths;
+      } catch (err) {
+        if (stampOf(TARGET) === hash) {
+          rmSync(tmp, { recursive: true, force: true });
+          return paths;
+        }
+        if (attempt >= 5) throw err;
+        if (existsSync(TARGET)) {
+          const old = `${TARGET}.old-${process.pid}-${attempt}`;
+          try {
+            renameSync(TARGET, old);
+            rmSync(old, { recursive: true, force: true });
+          } catch {
+            // another worker moved it first; try again
+          }
+        }
+      }
+    }
+  });
+  return cached;
+}
+
+export interface GreedyResult {
+  /** Generated ids, prompt excluded. */
+  ids: number[];
+  /** Logits of the last position at each step (step 0 = after the prompt), as float32. */
+  logits: Float32Array[];
+}
+
+/** fp16 bits to number (Node has no Float16Array; ORT returns q4f16 tensors as Uint16Array). */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+export function lastRowLogits(t: OrtNode.Tensor, row = -1): Float32Array {
+  const [, seq, vocab] = t.dims as [number, number, number];
+  const r = row < 0 ? seq + row : row;
+  const data = t.data as Float32Array | Uint16Array;
+  const slice = data.subarray(r * vocab, (r + 1) * vocab);
+  return slice instanceof Float32Array ? slice.slice() : Float32Array.from(slice, halfToFloat);
+}
+
+export function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+  return best;
+}
+
+/**
+ * Greedy decoding on one onnxruntime session of the fixture (either layout): prefill the prompt,
+ * then one token per step with the KV cache fed back. Stops after `steps` tokens or on an eos id.
+ */
+export async function greedyOrtNode(
+  ort: typeof OrtNode,
+  session: OrtNode.InferenceSession,
+  promptIds: number[],
+  steps: number,
+  opts: { stopOnEos?: boolean } = {},
+): Promise<GreedyResult> {
+  const f16 = session.inputMetadata.some(
+    (m) => m.isTensor && m.name.startsWith('past_key_values') && m.type === 'float16',
+  );
+  let past: Record<string, OrtNode.Tensor> = {};
+  for (let l = 0; l < TINY.numLayers; l++)
+    for (const kv of ['key', 'value'])
+      past[`past_key_values.${l}.${kv}`] = new ort.Tensor(
+        f16 ? 'float16' : 'float32',
+        f16 ? new Uint16Array(0) : new Float32Array(0),
+        [1, TINY.numKvHeads, 0, TINY.headSize],
+      );
+  const result: GreedyResult = { ids: [], logits: [] };
+  let input = promptIds;
+  let total = 0;
+  for (let step = 0; step < steps; step++) {
+    total += input.length;
+    const out = await session.run({
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(input, BigInt), [1, input.length]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+      ...past,
+    });
+    const logits = lastRowLogits(out.logits!);
+    const next = argmax(logits);
+    result.logits.push(logits);
+    result.ids.push(next);
+    if (opts.stopOnEos && (TINY.eosTokenIds as readonly number[]).includes(next)) break;
+    past = {};
+    for (let l = 0; l < TINY.numLayers; l++)
+      for (const kv of ['key', 'value'])
+        past[`past_key_values.${l}.${kv}`] = out[`present.${l}.${kv}`]!;
+    input = [next];
+  }
+  return result;
+}
