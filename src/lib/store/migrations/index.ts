@@ -1,5 +1,6 @@
 import type { Migration } from '../db.ts';
 import { blobs } from './001-blobs.ts';
+import { tracking } from './002-tracking.ts';
 
 /** Ordered: index i upgrades version i to i + 1. Append only. */
-export const MIGRATIONS: readonly Migration[] = [blobs];
+export const MIGRATIONS: readonly Migration[] = [blobs, tracking];

@@ -1,0 +1,530 @@
+/**
+ * Tracking repository: the only code that reads and writes the tracking object stores
+ * (see migrations/002-tracking.ts for the shape and why).
+ */
+import type { IDBPTransaction } from 'idb';
+import type { AnyDB } from './db.ts';
+import type {
+  DatasetInput,
+  Experiment,
+  Metric,
+  Param,
+  Run,
+  RunInfo,
+  RunTag,
+} from '../mlflow/entities.ts';
+import { MlflowError } from '../mlflow/errors.ts';
+
+export const TRACKING_STORES = [
+  'experiments',
+  'runs',
+  'latestMetrics',
+  'metricHistory',
+  'artifacts',
+  'mlrunsFiles',
+] as const;
+
+/** Longest value kept in the param/tag equality indexes; longer values are re-checked in JS. */
+const INDEXED_VALUE_CHARS = 200;
+
+export interface RunRecord extends RunInfo {
+  /** Epoch ms of the soft delete (MLflow's deleted_time), else null. */
+  deletedTime: number | null;
+  params: Record<string, string>;
+  tags: Record<string, string>;
+  metrics: Record<string, Metric>;
+  inputs: DatasetInput[];
+  paramIndex: string[];
+  tagIndex: string[];
+}
+
+export interface LatestMetricRecord extends Metric {
+  runId: string;
+  experimentId: string;
+}
+
+export interface HistoryRecord extends Metric {
+  runId: string;
+}
+
+export interface ArtifactRecord {
+  runId: string;
+  /** '/'-separated path under the run's artifact root. */
+  path: string;
+  blobId: string;
+  size: number;
+  createdAt: number;
+}
+
+/** An mlruns file as imported: its bytes, and what our writer produced from it at import time. */
+export interface MlrunsFileRecord {
+  /** Path relative to the mlruns root, '/' separated. */
+  path: string;
+  experimentId: string;
+  runId: string | null;
+  /** true: a file we keep as is and do not map to an entity (logged models, traces, ...). */
+  preserved: boolean;
+  /** SHA-256 (hex) of our writer's output for the entity as imported; '' for preserved files. */
+  canonicalHash: string;
+  bytes?: Uint8Array;
+  blobId?: string;
+  size: number;
+}
+
+export function indexEntry(experimentId: string, key: string, value: string): string {
+  return `${experimentId}\u0000${key}\u0000${value.slice(0, INDEXED_VALUE_CHARS)}`;
+}
+
+export function isIndexedExactly(value: string): boolean {
+  return value.length <= INDEXED_VALUE_CHARS;
+}
+
+function reindex(rec: RunRecord): void {
+  rec.paramIndex = Object.entries(rec.params).map(([k, v]) => indexEntry(rec.experimentId, k, v));
+  rec.tagIndex = Object.entries(rec.tags).map(([k, v]) => indexEntry(rec.experimentId, k, v));
+}
+
+export function newRunRecord(info: RunInfo, tags: Record<string, string> = {}): RunRecord {
+  const rec: RunRecord = {
+    ...info,
+    deletedTime: null,
+    params: {},
+    tags: { ...tags },
+    metrics: {},
+    inputs: [],
+    paramIndex: [],
+    tagIndex: [],
+  };
+  reindex(rec);
+  return rec;
+}
+
+export function runInfoOf(rec: RunRecord): RunInfo {
+  return {
+    runId: rec.runId,
+    experimentId: rec.experimentId,
+    runName: rec.runName,
+    userId: rec.userId,
+    status: rec.status,
+    startTime: rec.startTime,
+    endTime: rec.endTime,
+    artifactUri: rec.artifactUri,
+    lifecycleStage: rec.lifecycleStage,
+  };
+}
+
+export function runOf(rec: RunRecord): Run {
+  return {
+    info: runInfoOf(rec),
+    params: rec.params,
+    metrics: rec.metrics,
+    tags: rec.tags,
+    inputs: rec.inputs,
+  };
+}
+
+/** MLflow's "latest": the point with the greatest (step, timestamp, value). */
+export function isNewer(a: Metric, b: Metric | undefined): boolean {
+  if (!b) return true;
+  if (a.step !== b.step) return a.step > b.step;
+  if (a.timestamp !== b.timestamp) return a.timestamp > b.timestamp;
+  if (Number.isNaN(b.value)) return !Number.isNaN(a.value);
+  return a.value > b.value;
+}
+
+function notFound(message: string): MlflowError {
+  return new MlflowError('RESOURCE_DOES_NOT_EXIST', message);
+}
+
+// ---------------- experiments ----------------
+
+export async function getExperiment(db: AnyDB, id: string): Promise<Experiment | undefined> {
+  return (await db.get('experiments', id)) as Experiment | undefined;
+}
+
+export async function getExperimentByName(
+  db: AnyDB,
+  name: string,
+): Promise<Experiment | undefined> {
+  return (await db.getFromIndex('experiments', 'name', name)) as Experiment | undefined;
+}
+
+export async function listExperiments(db: AnyDB): Promise<Experiment[]> {
+  return (await db.getAll('experiments')) as Experiment[];
+}
+
+export async function addExperiment(db: AnyDB, exp: Experiment): Promise<void> {
+  const tx = db.transaction('experiments', 'readwrite');
+  const store = tx.objectStore('experiments');
+  if ((await store.index('name').count(exp.name)) > 0) {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw new MlflowError('RESOURCE_ALREADY_EXISTS', `Experiment '${exp.name}' already exists.`);
+  }
+  if ((await store.count(exp.experimentId)) > 0) {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw new MlflowError(
+      'RESOURCE_ALREADY_EXISTS',
+      `Experiment with id '${exp.experimentId}' already exists.`,
+    );
+  }
+  await store.add(exp);
+  await tx.done;
+}
+
+/** Read-modify-write of one experiment in one transaction. */
+export async function updateExperiment(
+  db: AnyDB,
+  id: string,
+  change: (exp: Experiment) => void,
+): Promise<Experiment> {
+  const tx = db.transaction('experiments', 'readwrite');
+  const store = tx.objectStore('experiments');
+  const exp = (await store.get(id)) as Experiment | undefined;
+  if (!exp) {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw notFound(`No Experiment with id=${id} exists`);
+  }
+  change(exp);
+  try {
+    await store.put(exp);
+    await tx.done;
+  } catch (e) {
+    if (e instanceof Error && e.name === 'ConstraintError') {
+      throw new MlflowError('RESOURCE_ALREADY_EXISTS', `Experiment '${exp.name}' already exists.`);
+    }
+    throw e;
+  }
+  return exp;
+}
+
+// ---------------- runs ----------------
+
+export async function getRunRecord(db: AnyDB, runId: string): Promise<RunRecord | undefined> {
+  return (await db.get('runs', runId)) as RunRecord | undefined;
+}
+
+export async function addRun(db: AnyDB, rec: RunRecord): Promise<void> {
+  reindex(rec);
+  await db.add('runs', rec);
+}
+
+/** Read-modify-write of one run record (info, tags, params) in one transaction. */
+export async function updateRun(
+  db: AnyDB,
+  runId: string,
+  change: (rec: RunRecord) => void,
+): Promise<RunRecord> {
+  const tx = db.transaction('runs', 'readwrite');
+  const store = tx.objectStore('runs');
+  const rec = (await store.get(runId)) as RunRecord | undefined;
+  if (!rec) {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw notFound(`Run '${runId}' not found`);
+  }
+  try {
+    change(rec);
+  } catch (e) {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw e;
+  }
+  reindex(rec);
+  await store.put(rec);
+  await tx.done;
+  return rec;
+}
+
+export interface BatchWrite {
+  metrics: Metric[];
+  params: Param[];
+  tags: RunTag[];
+}
+
+/**
+ * log-batch in one transaction: every metric point appended to the history, the latest value per
+ * key updated, params checked for immutability, tags overwritten. Either all of it or none.
+ */
+export async function writeBatch(db: AnyDB, runId: string, batch: BatchWrite): Promise<RunRecord> {
+  const tx = db.transaction(['runs', 'latestMetrics', 'metricHistory'], 'readwrite');
+  const runs = tx.objectStore('runs');
+  const fail = async (err: Error): Promise<never> => {
+    tx.abort();
+    await tx.done.catch(() => undefined);
+    throw err;
+  };
+  const rec = (await runs.get(runId)) as RunRecord | undefined;
+  if (!rec) return fail(notFound(`Run '${runId}' not found`));
+  if (rec.lifecycleStage !== 'active') {
+    return fail(
+      new MlflowError(
+        'INVALID_PARAMETER_VALUE',
+        `The run ${runId} must be in the 'active' state. Current state is ${rec.lifecycleStage}.`,
+      ),
+    );
+  }
+  for (const p of batch.params) {
+    const old = rec.params[p.key];
+    if (old !== undefined && old !== p.value) {
+      return fail(
+        new MlflowError(
+          'INVALID_PARAMETER_VALUE',
+          `Changing param values is not allowed. Param with key='${p.key}' was already logged with value='${old}' for run ID='${runId}'. Attempted logging new value '${p.value}'.`,
+        ),
+      );
+    }
+    rec.params[p.key] = p.value;
+  }
+  for (const t of batch.tags) rec.tags[t.key] = t.value;
+  const history = tx.objectStore('metricHistory');
+  const latest = tx.objectStore('latestMetrics');
+  const changed = new Set<string>();
+  const ops: Promise<unknown>[] = [];
+  for (const m of batch.metrics) {
+    const point: Metric = { key: m.key, value: m.value, timestamp: m.timestamp, step: m.step };
+    ops.push(history.add({ runId, ...point } satisfies HistoryRecord));
+    if (isNewer(point, rec.metrics[m.key])) {
+      rec.metrics[m.key] = point;
+      changed.add(m.key);
+    }
+  }
+  for (const key of changed) {
+    const m = rec.metrics[key]!;
+    ops.push(
+      latest.put({ runId, experimentId: rec.experimentId, ...m } satisfies LatestMetricRecord),
+    );
+  }
+  const tag = batch.tags.find((t) => t.key === 'mlflow.runName');
+  if (tag) rec.runName = tag.value;
+  reindex(rec);
+  ops.push(runs.put(rec), tx.done);
+  await Promise.all(ops);
+  return rec;
+}
+
+export async function getMetricHistory(db: AnyDB, runId: string, key: string): Promise<Metric[]> {
+  const range = IDBKeyRange.bound([runId, key], [runId, key, []]);
+  const rows = (await db.getAllFromIndex('metricHistory', 'runKeyStep', range)) as HistoryRecord[];
+  return rows.map((r) => ({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step }));
+}
+
+/** All metric points of a run, grouped by key, in (step, timestamp) order. */
+export async function getRunHistories(db: AnyDB, runId: string): Promise<Map<string, Metric[]>> {
+  const range = IDBKeyRange.bound([runId], [runId, []]);
+  const rows = (await db.getAllFromIndex('metricHistory', 'runKeyStep', range)) as HistoryRecord[];
+  const out = new Map<string, Metric[]>();
+  for (const r of rows) {
+    let list = out.get(r.key);
+    if (!list) out.set(r.key, (list = []));
+    list.push({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step });
+  }
+  return out;
+}
+
+/** Every run record of an experiment (one getAll on an index). */
+export async function getExperimentRuns(db: AnyDB, experimentId: string): Promise<RunRecord[]> {
+  return (await db.getAllFromIndex('runs', 'experimentId', experimentId)) as RunRecord[];
+}
+
+export async function getRunRecords(db: AnyDB, runIds: Iterable<string>): Promise<RunRecord[]> {
+  const tx = db.transaction('runs');
+  const store = tx.objectStore('runs');
+  const out = await Promise.all(
+    [...runIds].map((id) => store.get(id) as Promise<RunRecord | undefined>),
+  );
+  await tx.done;
+  return out.filter((r): r is RunRecord => r !== undefined);
+}
+
+/** Run ids whose param (or tag) `key` equals `value`, from the equality index. */
+export async function runIdsByKeyValue(
+  db: AnyDB,
+  kind: 'param' | 'tag',
+  experimentId: string,
+  key: string,
+  value: string,
+): Promise<string[]> {
+  const ids = (await db.getAllKeysFromIndex(
+    'runs',
+    kind === 'param' ? 'paramKV' : 'tagKV',
+    indexEntry(experimentId, key, value),
+  )) as string[];
+  return ids;
+}
+
+export interface NumberRange {
+  lower?: number;
+  lowerOpen?: boolean;
+  upper?: number;
+  upperOpen?: boolean;
+}
+
+/** Run ids whose latest `key` lies in the range (NaN values are never in the index). */
+export async function runIdsByMetricRange(
+  db: AnyDB,
+  experimentId: string,
+  key: string,
+  r: NumberRange,
+): Promise<string[]> {
+  const lo = [experimentId, key, r.lower ?? -Infinity];
+  const hi = [experimentId, key, r.upper ?? Infinity];
+  const range = IDBKeyRange.bound(lo, hi, r.lowerOpen ?? false, r.upperOpen ?? false);
+  const keys = (await db.getAllKeysFromIndex('latestMetrics', 'experimentKeyValue', range)) as [
+    string,
+    string,
+  ][];
+  return keys.map((k) => k[0]);
+}
+
+/**
+ * Run ids of an experiment in start-time order (keys only: no run record is read).
+ */
+export async function runIdsByStartTime(
+  db: AnyDB,
+  experimentId: string,
+  direction: 'next' | 'prev',
+): Promise<string[]> {
+  const range = IDBKeyRange.bound([experimentId, -Infinity], [experimentId, Infinity]);
+  const tx = db.transaction('runs');
+  const ids: string[] = [];
+  let cursor = await tx
+    .objectStore('runs')
+    .index('experimentStart')
+    .openKeyCursor(range, direction);
+  while (cursor) {
+    ids.push(cursor.primaryKey as string);
+    cursor = await cursor.continue();
+  }
+  await tx.done;
+  return ids;
+}
+
+// ---------------- artifacts ----------------
+
+export async function putArtifact(
+  db: AnyDB,
+  rec: ArtifactRecord,
+): Promise<ArtifactRecord | undefined> {
+  const tx = db.transaction('artifacts', 'readwrite');
+  const store = tx.objectStore('artifacts');
+  const old = (await store.get([rec.runId, rec.path])) as ArtifactRecord | undefined;
+  await store.put(rec);
+  await tx.done;
+  return old;
+}
+
+export async function getArtifact(
+  db: AnyDB,
+  runId: string,
+  path: string,
+): Promise<ArtifactRecord | undefined> {
+  return (await db.get('artifacts', [runId, path])) as ArtifactRecord | undefined;
+}
+
+export async function getRunArtifacts(db: AnyDB, runId: string): Promise<ArtifactRecord[]> {
+  const range = IDBKeyRange.bound([runId, ''], [runId, '\uffff']);
+  return (await db.getAll('artifacts', range)) as ArtifactRecord[];
+}
+
+export async function getArtifactBlobIds(db: AnyDB): Promise<Set<string>> {
+  const recs = (await db.getAll('artifacts')) as ArtifactRecord[];
+  const files = (await db.getAll('mlrunsFiles')) as MlrunsFileRecord[];
+  const ids = new Set(recs.map((r) => r.blobId));
+  for (const f of files) if (f.blobId) ids.add(f.blobId);
+  return ids;
+}
+
+// ---------------- imported mlruns files ----------------
+
+export async function getMlrunsFiles(db: AnyDB, experimentId: string): Promise<MlrunsFileRecord[]> {
+  return (await db.getAllFromIndex(
+    'mlrunsFiles',
+    'experimentId',
+    experimentId,
+  )) as MlrunsFileRecord[];
+}
+
+export interface ImportBundle {
+  experiments: Experiment[];
+  runs: RunRecord[];
+  history: HistoryRecord[];
+  artifacts: ArtifactRecord[];
+  files: MlrunsFileRecord[];
+  /** Experiments whose existing data is removed first (import with replace). */
+  replaceExperimentIds: string[];
+}
+
+async function deleteExperimentData(tx: IDBTransactionLike, experimentId: string): Promise<void> {
+  const runs = tx.objectStore('runs');
+  const runIds = (await runs.index('experimentId').getAllKeys(experimentId)) as string[];
+  for (const runId of runIds) {
+    await runs.delete(runId);
+    await tx.objectStore('latestMetrics').delete(IDBKeyRange.bound([runId, ''], [runId, '\uffff']));
+    const hist = tx.objectStore('metricHistory');
+    let c = await hist.index('runKeyStep').openKeyCursor(IDBKeyRange.bound([runId], [runId, []]));
+    while (c) {
+      await hist.delete(c.primaryKey);
+      c = await c.continue();
+    }
+    await tx.objectStore('artifacts').delete(IDBKeyRange.bound([runId, ''], [runId, '\uffff']));
+  }
+  const files = tx.objectStore('mlrunsFiles');
+  for (const path of (await files.index('experimentId').getAllKeys(experimentId)) as string[]) {
+    await files.delete(path);
+  }
+  await tx.objectStore('experiments').delete(experimentId);
+}
+
+type IDBTransactionLike = IDBPTransaction<unknown, string[], 'readwrite'>;
+
+/** Writes a whole import in one transaction: all of it lands, or nothing does. */
+export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void> {
+  const tx = db.transaction([...TRACKING_STORES] as string[], 'readwrite');
+  try {
+    for (const id of bundle.replaceExperimentIds) await deleteExperimentData(tx, id);
+    const ops: Promise<unknown>[] = [];
+    const exps = tx.objectStore('experiments');
+    for (const e of bundle.experiments) ops.push(exps.add(e));
+    const runs = tx.objectStore('runs');
+    const latest = tx.objectStore('latestMetrics');
+    for (const r of bundle.runs) {
+      reindex(r);
+      ops.push(runs.add(r));
+      for (const m of Object.values(r.metrics)) {
+        ops.push(
+          latest.put({
+            runId: r.runId,
+            experimentId: r.experimentId,
+            ...m,
+          } satisfies LatestMetricRecord),
+        );
+      }
+    }
+    const hist = tx.objectStore('metricHistory');
+    for (const h of bundle.history) ops.push(hist.add(h));
+    const arts = tx.objectStore('artifacts');
+    for (const a of bundle.artifacts) ops.push(arts.put(a));
+    const files = tx.objectStore('mlrunsFiles');
+    for (const f of bundle.files) ops.push(files.put(f));
+    ops.push(tx.done);
+    await Promise.all(ops);
+  } catch (e) {
+    try {
+      tx.abort();
+    } catch {
+      // already finished or aborted
+    }
+    await tx.done.catch(() => undefined);
+    if (e instanceof Error && e.name === 'ConstraintError') {
+      throw new MlflowError(
+        'RESOURCE_ALREADY_EXISTS',
+        `Import conflicts with data already in the store (an experiment name, experiment id or run id exists): ${e.message}`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
