@@ -1,0 +1,316 @@
+import { parseDocument, YAMLParseError } from 'yaml';
+import { dumpPyYaml } from './pyyaml.ts';
+import {
+  parseSignature,
+  signatureToStrings,
+  SignatureParseError,
+  type Signature,
+} from './signature.ts';
+
+/**
+ * The MLmodel file (mlflow/models/model.py): read with the `yaml` package, written as PyYAML
+ * writes it. Top-level keys MLflow knows are typed (camelCase here); flavor blocks stay the
+ * snake_case maps MLflow writes, typed for the flavors the app serves. Unknown keys and
+ * unknown flavors are kept, in the order they were read.
+ */
+
+export interface PythonFunctionArtifact {
+  path: string;
+  uri?: string;
+  [key: string]: unknown;
+}
+
+export interface PythonFunctionFlavor {
+  loader_module?: string;
+  python_version?: string;
+  /** `{conda, virtualenv}`; MLflow < 2.0 wrote a plain file name. */
+  env?: string | { conda?: string; virtualenv?: string; [key: string]: unknown };
+  code?: string | null;
+  data?: string;
+  model_config?: Record<string, unknown> | null;
+  model_code_path?: string;
+  python_model?: string;
+  python_model_compression?: string;
+  cloudpickle_version?: string;
+  artifacts?: Record<string, PythonFunctionArtifact>;
+  streamable?: boolean;
+  predict_fn?: string;
+  [key: string]: unknown;
+}
+
+export interface TransformersFlavor {
+  task?: string;
+  instance_type?: string;
+  framework?: string;
+  torch_dtype?: string;
+  pipeline_model_type?: string;
+  source_model_name?: string;
+  /** `model`: weights saved in the folder. */
+  model_binary?: string;
+  /** Present instead of model_binary for reference-only models. */
+  source_model_revision?: string;
+  components?: string[];
+  peft_adaptor?: string;
+  inference_task?: string;
+  transformers_version?: string;
+  code?: string | null;
+  [key: string]: unknown;
+}
+
+export interface OnnxFlavor {
+  code?: string | null;
+  data?: string;
+  onnx_session_options?: Record<string, unknown> | null;
+  onnx_version?: string;
+  providers?: string[];
+  [key: string]: unknown;
+}
+
+export interface Flavors {
+  python_function?: PythonFunctionFlavor;
+  transformers?: TransformersFlavor;
+  onnx?: OnnxFlavor;
+  [flavor: string]: Record<string, unknown> | undefined;
+}
+
+export interface SavedInputExampleInfo {
+  artifact_path: string;
+  type: string;
+  pandas_orient?: 'split' | 'values' | string;
+  serving_input_path?: string;
+  /** A string in MLflow's files: 'true' when params were given. */
+  params?: string;
+  format?: string;
+  [key: string]: unknown;
+}
+
+export interface MLmodel {
+  artifactPath?: string | null;
+  databricksRuntime?: string;
+  flavors: Flavors;
+  modelUuid?: string;
+  modelId?: string | null;
+  runId?: string | null;
+  utcTimeCreated?: string;
+  mlflowVersion?: string;
+  /** null when MLmodel says `signature: null`; absent when the key is absent. */
+  signature?: Signature | null;
+  isSignatureFromTypeHint?: boolean;
+  typeHintFromExample?: boolean;
+  savedInputExampleInfo?: SavedInputExampleInfo;
+  metadata?: Record<string, unknown> | null;
+  modelSizeBytes?: number | null;
+  prompts?: unknown;
+  resources?: Record<string, unknown> | null;
+  authPolicy?: Record<string, unknown> | null;
+  envVars?: string[] | null;
+  /** Keys this version of the app does not know, in file order. */
+  extra: Record<string, unknown>;
+}
+
+/** The camelCase field for each MLmodel key, in one place so reading and writing agree. */
+const KNOWN_KEYS = {
+  artifact_path: 'artifactPath',
+  databricks_runtime: 'databricksRuntime',
+  flavors: 'flavors',
+  model_uuid: 'modelUuid',
+  model_id: 'modelId',
+  run_id: 'runId',
+  utc_time_created: 'utcTimeCreated',
+  mlflow_version: 'mlflowVersion',
+  signature: 'signature',
+  is_signature_from_type_hint: 'isSignatureFromTypeHint',
+  type_hint_from_example: 'typeHintFromExample',
+  saved_input_example_info: 'savedInputExampleInfo',
+  metadata: 'metadata',
+  model_size_bytes: 'modelSizeBytes',
+  prompts: 'prompts',
+  resources: 'resources',
+  auth_policy: 'authPolicy',
+  env_vars: 'envVars',
+} as const satisfies Record<string, keyof MLmodel>;
+
+type KnownKey = keyof typeof KNOWN_KEYS;
+
+export class MLmodelError extends Error {
+  override name = 'MLmodelError';
+  constructor(
+    message: string,
+    /** The file the error is in (default `MLmodel`). */
+    readonly file = 'MLmodel',
+    readonly line?: number,
+    readonly key?: string,
+  ) {
+    super(`${file}${line !== undefined ? `:${line}` : ''}: ${message}`);
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function expect(
+  cond: boolean,
+  key: string,
+  expected: string,
+  got: unknown,
+  file: string,
+): asserts cond {
+  if (!cond) {
+    throw new MLmodelError(
+      `key '${key}': expected ${expected}, got ${JSON.stringify(got) ?? String(got)}`,
+      file,
+      undefined,
+      key,
+    );
+  }
+}
+
+/** Reads MLmodel text. Errors name the file, the line (for YAML syntax) or the key. */
+export function parseMLmodel(text: string, file = 'MLmodel'): MLmodel {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const firstError = doc.errors[0];
+  if (firstError) {
+    const line = firstError instanceof YAMLParseError ? firstError.linePos?.[0]?.line : undefined;
+    throw new MLmodelError(`not valid YAML (${firstError.message.split('\n')[0]})`, file, line);
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (!isObj(raw)) {
+    throw new MLmodelError(`expected a YAML mapping at the top level, got ${describe(raw)}`, file);
+  }
+  if (!('flavors' in raw))
+    throw new MLmodelError("missing the required key 'flavors'", file, undefined, 'flavors');
+  const flavors = raw.flavors;
+  expect(isObj(flavors), 'flavors', 'a mapping of flavor name to its configuration', flavors, file);
+  for (const [name, conf] of Object.entries(flavors)) {
+    expect(isObj(conf), `flavors.${name}`, 'a mapping', conf, file);
+  }
+  const model: MLmodel = { flavors: flavors as Flavors, extra: {} };
+  for (const [key, value] of Object.entries(raw)) {
+    if (!(key in KNOWN_KEYS)) {
+      model.extra[key] = value;
+      continue;
+    }
+    const field = KNOWN_KEYS[key as KnownKey];
+    switch (key as KnownKey) {
+      case 'flavors':
+        break;
+      case 'signature':
+        if (value === null) model.signature = null;
+        else {
+          expect(isObj(value), 'signature', 'a mapping with inputs, outputs, params', value, file);
+          try {
+            model.signature = parseSignature(value);
+          } catch (e) {
+            if (e instanceof SignatureParseError) {
+              throw new MLmodelError(e.message, file, undefined, e.where);
+            }
+            throw e;
+          }
+        }
+        break;
+      case 'saved_input_example_info':
+        expect(
+          isObj(value) && typeof value.artifact_path === 'string',
+          key,
+          'a mapping with artifact_path',
+          value,
+          file,
+        );
+        model.savedInputExampleInfo = value as SavedInputExampleInfo;
+        break;
+      case 'is_signature_from_type_hint':
+      case 'type_hint_from_example':
+        expect(typeof value === 'boolean', key, 'true or false', value, file);
+        (model as unknown as Record<string, unknown>)[field] = value;
+        break;
+      case 'model_size_bytes':
+        expect(value === null || typeof value === 'number', key, 'a number', value, file);
+        model.modelSizeBytes = value as number | null;
+        break;
+      case 'metadata':
+      case 'resources':
+      case 'auth_policy':
+        expect(value === null || isObj(value), key, 'a mapping', value, file);
+        (model as unknown as Record<string, unknown>)[field] = value;
+        break;
+      case 'env_vars':
+        expect(value === null || Array.isArray(value), key, 'a list of names', value, file);
+        model.envVars = value as string[] | null;
+        break;
+      case 'prompts':
+        model.prompts = value;
+        break;
+      default: {
+        // String-valued keys. PyYAML readers would turn an unquoted 3.10 into a float; MLflow
+        // always quotes such values, but hand-written files may not: keep them as text.
+        expect(
+          value === null || typeof value === 'string' || typeof value === 'number',
+          key,
+          'a string',
+          value,
+          file,
+        );
+        (model as unknown as Record<string, unknown>)[field] =
+          typeof value === 'number' ? String(value) : value;
+      }
+    }
+  }
+  return model;
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return 'an empty document';
+  if (Array.isArray(v)) return 'a list';
+  return `a ${typeof v}`;
+}
+
+/** The MLmodel as the plain dict MLflow's `Model.to_dict()` gives (snake_case keys). */
+export function mlmodelToDict(model: MLmodel): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(KNOWN_KEYS)) {
+    const v = (model as unknown as Record<string, unknown>)[field];
+    if (v === undefined) continue;
+    if (key === 'signature') out.signature = v === null ? null : signatureToStrings(v as Signature);
+    else out[key] = v;
+  }
+  for (const [k, v] of Object.entries(model.extra)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+export interface WriteMLmodelOptions {
+  /** MLflow sorts keys (PyYAML's default); false keeps the order the keys were read in. */
+  sortKeys?: boolean;
+}
+
+/** Writes MLmodel text as MLflow's `Model.save` does (PyYAML safe_dump, sorted keys). */
+export function writeMLmodel(model: MLmodel, opts: WriteMLmodelOptions = {}): string {
+  return dumpPyYaml(mlmodelToDict(model), { sortKeys: opts.sortKeys ?? true });
+}
+
+// ---------------------------------------------------------------- questions about a model
+
+/** The `task` an LLM-shaped model answers (`llm/v1/chat`, ...), from the flavor or metadata. */
+export function inferenceTask(model: MLmodel): string | undefined {
+  const t = model.flavors.transformers?.inference_task;
+  if (typeof t === 'string') return t;
+  const m = model.metadata?.task;
+  return typeof m === 'string' ? m : undefined;
+}
+
+/** True when a transformers model only references its weights on the Hub. */
+export function isReferenceOnly(model: MLmodel): boolean {
+  const tf = model.flavors.transformers;
+  if (!tf) return false;
+  return tf.model_binary === undefined && typeof tf.source_model_revision === 'string';
+}
+
+/** The pyfunc artifacts: name -> path inside the model folder. */
+export function pyfuncArtifacts(model: MLmodel): Record<string, string> {
+  const arts = model.flavors.python_function?.artifacts;
+  const out: Record<string, string> = {};
+  if (!isObj(arts)) return out;
+  for (const [name, a] of Object.entries(arts)) {
+    if (isObj(a) && typeof a.path === 'string') out[name] = a.path;
+  }
+  return out;
+}
