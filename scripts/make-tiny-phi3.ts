@@ -77,12 +77,16 @@ export interface GenerateOptions {
   webDtypes?: WebDtype[];
   /** File name of the genai .onnx (genai_config.json's decoder.filename points at it). */
   genaiFilename?: string;
+  /** Largest web external-data file before a new `_data_N` chunk starts. */
+  webChunkBytes?: number;
   log?: (line: string) => void;
 }
 
 export const BLOCK_SIZE = 32;
 export const RMS_EPS = 1e-5;
 export const EOS_TOKEN_IDS = [32000, 32001, 32007];
+// Browsers and wasm32 handle one ArrayBuffer per data file; keep each under 2 GiB.
+export const WEB_CHUNK_BYTES = 2 ** 31 - 2 ** 26;
 export const DEFAULT_GENAI_FILENAME = 'phi3-tiny-cpu-int4-rtn-block-32-acc-level-4.onnx';
 const FULL_GENAI_FILENAME = 'phi3-mini-4k-instruct-cpu-int4-rtn-block-32-acc-level-4.onnx';
 
@@ -562,9 +566,18 @@ const OPSETS = [
   { domain: 'com.microsoft', version: 1 },
 ];
 
-/** Writes one .onnx file and its external data (`<file><dataSuffix>`). */
-function writeOnnx(dir: string, file: string, dataFile: string, o: GraphOptions): void {
-  const ext = new ExternalDataFile(join(dir, dataFile), dataFile);
+/**
+ * Writes one .onnx file and its external data (`dataName(i)` for chunk i); returns the number
+ * of data files written.
+ */
+function writeOnnx(
+  dir: string,
+  file: string,
+  dataName: (index: number) => string,
+  o: GraphOptions,
+  maxChunkBytes?: number,
+): number {
+  const ext = new ExternalDataFile(dir, dataName, maxChunkBytes);
   try {
     const g = new GraphBuilder('main_graph', ext);
     buildDecoder(g, o);
@@ -572,6 +585,7 @@ function writeOnnx(dir: string, file: string, dataFile: string, o: GraphOptions)
   } finally {
     ext.close();
   }
+  return ext.locations.length;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,7 +593,11 @@ function writeOnnx(dir: string, file: string, dataFile: string, o: GraphOptions)
 
 const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
 
-export function webConfigJson(s: Phi3Shape, dtypes: WebDtype[]): Record<string, unknown> {
+/** `chunks`: number of external-data files per dtype (transformers.js needs the count). */
+export function webConfigJson(
+  s: Phi3Shape,
+  chunks: Partial<Record<WebDtype, number>>,
+): Record<string, unknown> {
   return {
     architectures: ['Phi3ForCausalLM'],
     model_type: 'phi3',
@@ -605,7 +623,9 @@ export function webConfigJson(s: Phi3Shape, dtypes: WebDtype[]): Record<string, 
     use_cache: true,
     vocab_size: s.vocabSize,
     'transformers.js_config': {
-      use_external_data_format: Object.fromEntries(dtypes.map((d) => [`model_${d}.onnx`, 1])),
+      use_external_data_format: Object.fromEntries(
+        Object.entries(chunks).map(([d, n]) => [`model_${d}.onnx`, n]),
+      ),
       kv_cache_dtype: { q4f16: 'float16', fp16: 'float16' },
     },
   };
@@ -701,7 +721,8 @@ export function generatePhi3(opts: GenerateOptions): GeneratedPaths {
     rmSync(genai, { recursive: true, force: true });
     mkdirSync(genai, { recursive: true });
     log(`genai: ${genaiFilename}`);
-    writeOnnx(genai, genaiFilename, `${genaiFilename}.data`, {
+    // The genai CPU folder keeps all weights in one .onnx.data file, even at 2.7 GB.
+    writeOnnx(genai, genaiFilename, () => `${genaiFilename}.data`, {
       shape: s,
       kind: 'f32',
       seed,
@@ -713,16 +734,19 @@ export function generatePhi3(opts: GenerateOptions): GeneratedPaths {
   if (layouts.includes('web')) {
     rmSync(web, { recursive: true, force: true });
     mkdirSync(join(web, 'onnx'), { recursive: true });
+    const chunks: Partial<Record<WebDtype, number>> = {};
     for (const dtype of webDtypes) {
       log(`web: onnx/model_${dtype}.onnx`);
-      writeOnnx(join(web, 'onnx'), `model_${dtype}.onnx`, `model_${dtype}.onnx_data`, {
-        shape: s,
-        kind: dtype === 'q4f16' ? 'f16' : 'f32',
-        seed,
-        liveTokenIds: live,
-      });
+      const base = `model_${dtype}.onnx_data`;
+      chunks[dtype] = writeOnnx(
+        join(web, 'onnx'),
+        `model_${dtype}.onnx`,
+        (i) => (i === 0 ? base : `${base}_${i}`),
+        { shape: s, kind: dtype === 'q4f16' ? 'f16' : 'f32', seed, liveTokenIds: live },
+        opts.webChunkBytes ?? WEB_CHUNK_BYTES,
+      );
     }
-    writeFileSync(join(web, 'config.json'), json(webConfigJson(s, webDtypes)));
+    writeFileSync(join(web, 'config.json'), json(webConfigJson(s, chunks)));
     writeFileSync(join(web, 'generation_config.json'), json(generationConfigJson()));
     writeTokenizerFiles(web, bpe, s, true);
   }

@@ -1,6 +1,7 @@
 // Builds ONNX ModelProto bytes (ONNX IR 8) from a small in-memory description. Large tensors go to
 // an external-data file as they are produced, so a multi-GB model never sits in memory at once.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { ProtoWriter } from './proto.ts';
 
 /** TensorProto.DataType values used here. */
@@ -50,26 +51,45 @@ interface Initializer {
   external?: { location: string; offset: number; length: number };
 }
 
-/** Appends tensor bytes to one external-data file, each tensor aligned for memory mapping. */
+/**
+ * Appends tensor bytes to external-data files, each tensor aligned for memory mapping. With a
+ * chunk limit it starts a new file (named by `chunkName(i)`) when the next tensor would not fit:
+ * transformers.js fetches `<model>.onnx_data`, `<model>.onnx_data_1`, ... for web models over 2 GB.
+ */
 export class ExternalDataFile {
   private fd: number;
   private offset = 0;
+  private chunk = 0;
   private static readonly ALIGN = 4096;
+  readonly locations: string[] = [];
 
   constructor(
-    readonly path: string,
-    readonly location: string,
+    private readonly dir: string,
+    private readonly chunkName: (index: number) => string,
+    private readonly maxChunkBytes = Number.POSITIVE_INFINITY,
   ) {
-    this.fd = openSync(path, 'w');
+    this.fd = this.open(0);
   }
 
-  /** Writes one tensor's bytes produced in pieces; returns where they landed. */
-  append(produce: (write: (bytes: Uint8Array) => void) => void): {
-    offset: number;
-    length: number;
-  } {
-    const pad =
-      (ExternalDataFile.ALIGN - (this.offset % ExternalDataFile.ALIGN)) % ExternalDataFile.ALIGN;
+  private open(index: number): number {
+    const name = this.chunkName(index);
+    this.locations.push(name);
+    return openSync(join(this.dir, name), 'w');
+  }
+
+  /** Writes one tensor of `byteLength` bytes produced in pieces; returns where it landed. */
+  append(
+    byteLength: number,
+    produce: (write: (bytes: Uint8Array) => void) => void,
+  ): { location: string; offset: number; length: number } {
+    const align = ExternalDataFile.ALIGN;
+    let pad = (align - (this.offset % align)) % align;
+    if (this.offset > 0 && this.offset + pad + byteLength > this.maxChunkBytes) {
+      closeSync(this.fd);
+      this.fd = this.open(++this.chunk);
+      this.offset = 0;
+      pad = 0;
+    }
     if (pad > 0) {
       writeSync(this.fd, new Uint8Array(pad));
       this.offset += pad;
@@ -80,13 +100,24 @@ export class ExternalDataFile {
       while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
       this.offset += bytes.length;
     });
-    return { offset: start, length: this.offset - start };
+    if (this.offset - start !== byteLength)
+      throw new Error(`tensor wrote ${this.offset - start} bytes, expected ${byteLength}`);
+    return { location: this.locations[this.chunk]!, offset: start, length: byteLength };
   }
 
   close(): void {
     closeSync(this.fd);
   }
 }
+
+const BYTES_PER_ELEMENT: Record<DataTypeCode, number> = {
+  [DataType.FLOAT]: 4,
+  [DataType.UINT8]: 1,
+  [DataType.INT8]: 1,
+  [DataType.INT32]: 4,
+  [DataType.INT64]: 8,
+  [DataType.FLOAT16]: 2,
+};
 
 export class GraphBuilder {
   readonly nodes: NodeSpec[] = [];
@@ -126,13 +157,9 @@ export class GraphBuilder {
   ): string {
     if (!this.external) throw new Error(`no external-data file for ${name}`);
     this.claim(name);
-    const where = this.external.append(produce);
-    this.initializers.push({
-      name,
-      dataType,
-      dims,
-      external: { location: this.external.location, ...where },
-    });
+    const byteLength = dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[dataType];
+    const external = this.external.append(byteLength, produce);
+    this.initializers.push({ name, dataType, dims, external });
     return name;
   }
 

@@ -2,7 +2,10 @@
 // cache is consistent with a full prefill, prompts matter, and greedy decoding is reproducible.
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generatePhi3 } from '../../scripts/make-tiny-phi3.ts';
 import {
   TINY,
   argmax,
@@ -172,5 +175,33 @@ describe('tiny Phi-3 layouts carry the same weights', () => {
     expect(q4f16.ids).toEqual(genai.ids);
     // fp16 activations end to end: logits span about 20, so 0.3 is ~1.5% of the range.
     expect(maxAbsDiff(q4f16.logits[0]!, genai.logits[0]!)).toBeLessThan(0.3);
+  });
+});
+
+describe('tiny Phi-3 web weights split into external-data chunks', () => {
+  it('loads from model_q4.onnx_data, _data_1, ... with the same logits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiny-phi3-chunks-'));
+    try {
+      generatePhi3({
+        outDir: dir,
+        layouts: ['web'],
+        webDtypes: ['q4'],
+        webChunkBytes: 3 * 1024 * 1024,
+      });
+      const files = readdirSync(join(dir, 'web', 'onnx')).sort();
+      expect(files).toContain('model_q4.onnx_data_1');
+      const chunks = files.filter((f) => f.startsWith('model_q4.onnx_data')).length;
+      const config = JSON.parse(readFileSync(join(dir, 'web', 'config.json'), 'utf8'));
+      expect(config['transformers.js_config'].use_external_data_format).toEqual({
+        'model_q4.onnx': chunks,
+      });
+      const chunked = await ort.InferenceSession.create(join(dir, 'web', 'onnx', 'model_q4.onnx'));
+      const a = await greedyOrtNode(ort, chunked, PROMPT_A, 4);
+      const b = await greedyOrtNode(ort, sessions['web q4']!, PROMPT_A, 4);
+      expect(a.ids).toEqual(b.ids);
+      expect(maxAbsDiff(a.logits[3]!, b.logits[3]!)).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -187,7 +187,7 @@ describe('tiny Phi-3 configuration files', () => {
   it('the full preset is Phi-3-mini-shaped', () => {
     const full = PRESETS.full;
     expect(headSize(full)).toBe(96);
-    const web = webConfigJson(full, ['q4f16']);
+    const web = webConfigJson(full, { q4f16: 2 });
     expect(web).toMatchObject({
       hidden_size: 3072,
       num_hidden_layers: 32,
