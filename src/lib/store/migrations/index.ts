@@ -1,6 +1,7 @@
 import type { Migration } from '../db.ts';
 import { blobs } from './001-blobs.ts';
 import { tracking } from './002-tracking.ts';
+import { registry } from './003-registry.ts';
 
 /** Ordered: index i upgrades version i to i + 1. Append only. */
-export const MIGRATIONS: readonly Migration[] = [blobs, tracking];
+export const MIGRATIONS: readonly Migration[] = [blobs, tracking, registry];
