@@ -1,0 +1,405 @@
+// @ts-nocheck -- AssemblyScript, not TypeScript: compiled to wasm by scripts/build-kernels.mjs.
+//
+// Kernels of the CPU decoder. Every argument is a byte address in the one imported memory (the
+// JS side owns allocation; this module has no heap and no static data) or a plain number.
+// Built twice from this one source: SIMD128 (`decoder-simd.wasm`) and relaxed SIMD
+// (`decoder-relaxed.wasm`); ASC_FEATURE_RELAXED_SIMD picks the inner loop at compile time.
+//
+// Weights stay in onnxruntime's MatMulNBits layout (4 bits, block 32, symmetric): for output
+// row n, block b, byte j holds element 2j in its low nibble and 2j+1 in its high nibble, stored
+// as nibble + 8; one fp32 scale per (n, b). Activations are quantised per block of 32 to int8
+// with scale amax / 127 (as onnxruntime's accuracy level 4 does), stored de-interleaved (the 16
+// even elements, then the 16 odd ones) so that they line up with the low and high nibbles.
+
+/** Bytes per block of quantised activations: int16 lanes for SIMD128's dot, int8 for relaxed. */
+const QB: i32 = ASC_FEATURE_RELAXED_SIMD ? 32 : 64;
+
+export function activationBlockBytes(): i32 {
+  return QB;
+}
+
+export function isRelaxed(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}
+
+/**
+ * Quantises `m` rows of `k` floats (row stride `k`) into blocks of 32: `xq` (QB bytes per block),
+ * `xs` (f32 scale per block) and `xc` (i32 per block: -8 * the sum of the block's int8 values,
+ * which folds the weights' zero point of 8 into the dot product). A last partial block is
+ * padded with zeros, so whatever the padding nibbles hold contributes nothing.
+ */
+export function quantizeRows(x: usize, m: i32, k: i32, xq: usize, xs: usize, xc: usize): void {
+  const nb = (k + 31) >> 5;
+  for (let r = 0; r < m; r++) {
+    const row = x + <usize>(r * k) * 4;
+    for (let b = 0; b < nb; b++) {
+      const base = b << 5;
+      const len = min(32, k - base);
+      let amax: f32 = 0;
+      for (let i = 0; i < len; i++) {
+        const v = abs<f32>(load<f32>(row + <usize>(base + i) * 4));
+        if (v > amax) amax = v;
+      }
+      const scale: f32 = amax / 127;
+      const inv: f32 = scale != 0 ? <f32>1 / scale : 0;
+      const blk = r * nb + b;
+      const out = xq + <usize>blk * QB;
+      let sum: i32 = 0;
+      for (let i = 0; i < 32; i++) {
+        let q: i32 = 0;
+        if (i < len) {
+          q = <i32>nearest<f32>(load<f32>(row + <usize>(base + i) * 4) * inv);
+          if (q > 127) q = 127;
+          if (q < -127) q = -127;
+        }
+        sum += q;
+        // even elements first, then odd ones
+        const slot = (i & 1) * 16 + (i >> 1);
+        if (ASC_FEATURE_RELAXED_SIMD) store<i8>(out + <usize>slot, <i8>q);
+        else store<i16>(out + <usize>slot * 2, <i16>q);
+      }
+      store<f32>(xs + <usize>blk * 4, scale);
+      store<i32>(xc + <usize>blk * 4, -8 * sum);
+    }
+  }
+}
+
+function hsum(v: v128): f32 {
+  return (
+    f32x4.extract_lane(v, 0) +
+    f32x4.extract_lane(v, 1) +
+    (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3))
+  );
+}
+
+/**
+ * out[r * outStride + n] = sum_k x[r, k] * W[k, n] for rows n in [n0, n1) and the `m` quantised
+ * activation rows (prefill when m > 1: one weight row is reused for every activation row while
+ * it is in cache). `nb` is the number of blocks per weight row, ceil(K / 32).
+ */
+export function matmulQ4(
+  w: usize,
+  ws: usize,
+  xq: usize,
+  xs: usize,
+  xc: usize,
+  m: i32,
+  nb: i32,
+  n0: i32,
+  n1: i32,
+  out: usize,
+  outStride: i32,
+): void {
+  const mask = i8x16.splat(0x0f);
+  for (let n = n0; n < n1; n++) {
+    const wrow = w + <usize>n * <usize>nb * 16;
+    const srow = ws + <usize>n * <usize>nb * 4;
+    for (let r = 0; r < m; r++) {
+      let acc = f32x4.splat(0);
+      let pw = wrow;
+      let ps = srow;
+      const first = r * nb;
+      let px = xq + <usize>first * QB;
+      let pxs = xs + <usize>first * 4;
+      let pxc = xc + <usize>first * 4;
+      for (let b = 0; b < nb; b++) {
+        const bytes = v128.load(pw);
+        const lo = v128.and(bytes, mask);
+        const hi = i8x16.shr_u(bytes, 4);
+        let isum = i32x4.replace_lane(i32x4.splat(0), 0, load<i32>(pxc));
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          // The nibbles (0..15) are the 7-bit operand, so the result is the same on every CPU.
+          isum = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(px), lo, isum);
+          isum = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(px, 16), hi, isum);
+          const s = load<f32>(ps) * load<f32>(pxs);
+          acc = f32x4.relaxed_madd(f32x4.convert_i32x4_s(isum), f32x4.splat(s), acc);
+        } else {
+          isum = i32x4.add(isum, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(px)));
+          isum = i32x4.add(
+            isum,
+            i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(px, 16)),
+          );
+          isum = i32x4.add(
+            isum,
+            i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(px, 32)),
+          );
+          isum = i32x4.add(
+            isum,
+            i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.load(px, 48)),
+          );
+          const s = load<f32>(ps) * load<f32>(pxs);
+          acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(s)));
+        }
+        pw += 16;
+        ps += 4;
+        px += QB;
+        pxs += 4;
+        pxc += 4;
+      }
+      store<f32>(out + <usize>(r * outStride + n) * 4, hsum(acc));
+    }
+  }
+}
+
+/**
+ * Lays `m` rows of `k` floats out as 32-float blocks, even elements then odd ones, zero-padded:
+ * the input of matmulQ4F32, the full-precision path used to verify the int8 one.
+ */
+export function deinterleaveRows(x: usize, m: i32, k: i32, xf: usize): void {
+  const nb = (k + 31) >> 5;
+  for (let r = 0; r < m; r++) {
+    const row = x + <usize>(r * k) * 4;
+    for (let b = 0; b < nb; b++) {
+      const out = xf + <usize>(r * nb + b) * 128;
+      for (let i = 0; i < 32; i++) {
+        const e = (b << 5) + i;
+        const v: f32 = e < k ? load<f32>(row + <usize>e * 4) : 0;
+        store<f32>(out + <usize>((i & 1) * 16 + (i >> 1)) * 4, v);
+      }
+    }
+  }
+}
+
+/** matmulQ4 with fp32 activations (from deinterleaveRows) and dequantisation in registers. */
+export function matmulQ4F32(
+  w: usize,
+  ws: usize,
+  xf: usize,
+  m: i32,
+  nb: i32,
+  n0: i32,
+  n1: i32,
+  out: usize,
+  outStride: i32,
+): void {
+  const mask = i8x16.splat(0x0f);
+  const eight = i8x16.splat(8);
+  for (let n = n0; n < n1; n++) {
+    const wrow = w + <usize>n * <usize>nb * 16;
+    const srow = ws + <usize>n * <usize>nb * 4;
+    for (let r = 0; r < m; r++) {
+      let acc = f32x4.splat(0);
+      let px = xf + <usize>(r * nb) * 128;
+      for (let b = 0; b < nb; b++) {
+        const bytes = v128.load(wrow + <usize>b * 16);
+        const lo = i8x16.sub(v128.and(bytes, mask), eight);
+        const hi = i8x16.sub(i8x16.shr_u(bytes, 4), eight);
+        const l0 = i16x8.extend_low_i8x16_s(lo);
+        const l1 = i16x8.extend_high_i8x16_s(lo);
+        const h0 = i16x8.extend_low_i8x16_s(hi);
+        const h1 = i16x8.extend_high_i8x16_s(hi);
+        let part = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l0)), v128.load(px));
+        part = f32x4.add(
+          part,
+          f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l0)), v128.load(px, 16)),
+        );
+        part = f32x4.add(
+          part,
+          f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l1)), v128.load(px, 32)),
+        );
+        part = f32x4.add(
+          part,
+          f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l1)), v128.load(px, 48)),
+        );
+        part = f32x4.add(
+          part,
+          f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h0)), v128.load(px, 64)),
+        );
+        part = f32x4.add(
+          part,
+          f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h0)), v128.load(px, 80)),
+        );
+        part = f32x4.add(
+          part,
+          f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h1)), v128.load(px, 96)),
+        );
+        part = f32x4.add(
+          part,
+          f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h1)), v128.load(px, 112)),
+        );
+        acc = f32x4.add(acc, f32x4.mul(part, f32x4.splat(load<f32>(srow + <usize>b * 4))));
+        px += 128;
+      }
+      store<f32>(out + <usize>(r * outStride + n) * 4, hsum(acc));
+    }
+  }
+}
+
+function sumSquares(x: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(x + <usize>i * 4);
+    acc = f32x4.add(acc, f32x4.mul(v, v));
+  }
+  let s = hsum(acc);
+  for (; i < n; i++) {
+    const v = load<f32>(x + <usize>i * 4);
+    s += v * v;
+  }
+  return s;
+}
+
+/** RMSNorm of `m` rows of `n`: out = x / sqrt(mean(x^2) + eps) * weight. */
+export function rmsNorm(x: usize, weight: usize, out: usize, m: i32, n: i32, eps: f32): void {
+  for (let r = 0; r < m; r++) {
+    const row = x + <usize>(r * n) * 4;
+    const dst = out + <usize>(r * n) * 4;
+    const inv = <f32>1 / sqrt<f32>(sumSquares(row, n) / <f32>n + eps);
+    const vinv = f32x4.splat(inv);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i * 4;
+      v128.store(dst + o, f32x4.mul(f32x4.mul(v128.load(row + o), vinv), v128.load(weight + o)));
+    }
+    for (; i < n; i++) {
+      const o = <usize>i * 4;
+      store<f32>(dst + o, load<f32>(row + o) * inv * load<f32>(weight + o));
+    }
+  }
+}
+
+/** residual += delta, then out = RMSNorm(residual) (SkipSimplifiedLayerNormalization). */
+export function addRmsNorm(
+  residual: usize,
+  delta: usize,
+  weight: usize,
+  out: usize,
+  m: i32,
+  n: i32,
+  eps: f32,
+): void {
+  const total = m * n;
+  let i = 0;
+  for (; i + 4 <= total; i += 4) {
+    const o = <usize>i * 4;
+    v128.store(residual + o, f32x4.add(v128.load(residual + o), v128.load(delta + o)));
+  }
+  for (; i < total; i++) {
+    const o = <usize>i * 4;
+    store<f32>(residual + o, load<f32>(residual + o) + load<f32>(delta + o));
+  }
+  rmsNorm(residual, weight, out, m, n, eps);
+}
+
+/**
+ * Rotary embedding in place on `m` rows, each holding `heads` vectors of `headSize` floats
+ * starting at `x + row * rowStride * 4`; row r is at position pos0 + r. cos/sin caches are
+ * [positions, rotaryDim / 2]. Non-interleaved (GroupQueryAttention's rotary_interleaved 0, the
+ * HF "rotate_half" form) pairs element i with i + rotaryDim/2; interleaved pairs 2i with 2i+1.
+ */
+export function rotary(
+  x: usize,
+  m: i32,
+  rowStride: i32,
+  heads: i32,
+  headSize: i32,
+  rotaryDim: i32,
+  pos0: i32,
+  cos: usize,
+  sin: usize,
+  interleaved: i32,
+): void {
+  const half = rotaryDim >> 1;
+  for (let r = 0; r < m; r++) {
+    const c = cos + <usize>((pos0 + r) * half) * 4;
+    const s = sin + <usize>((pos0 + r) * half) * 4;
+    for (let h = 0; h < heads; h++) {
+      const v = x + <usize>(r * rowStride + h * headSize) * 4;
+      for (let i = 0; i < half; i++) {
+        const ci = load<f32>(c + <usize>i * 4);
+        const si = load<f32>(s + <usize>i * 4);
+        const a = interleaved ? v + <usize>(2 * i) * 4 : v + <usize>i * 4;
+        const b = interleaved ? a + 4 : v + <usize>(i + half) * 4;
+        const x1 = load<f32>(a);
+        const x2 = load<f32>(b);
+        store<f32>(a, x1 * ci - x2 * si);
+        store<f32>(b, x2 * ci + x1 * si);
+      }
+    }
+  }
+}
+
+function dot(a: usize, b: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc = f32x4.add(acc, f32x4.mul(v128.load(a + <usize>i * 4), v128.load(b + <usize>i * 4)));
+  }
+  let s = hsum(acc);
+  for (; i < n; i++) s += load<f32>(a + <usize>i * 4) * load<f32>(b + <usize>i * 4);
+  return s;
+}
+
+/**
+ * Causal attention over the cache for `m` query rows (row r at position past + r sees
+ * positions 0..past + r) and query heads [h0, h1). q and out are [m, heads * headSize]; the
+ * caches are [kvHeads, capacity, headSize], already holding the new rows' keys and values.
+ * Query head h reads KV head h / (heads / kvHeads) (grouped-query attention). `scratch` holds
+ * past + m floats.
+ */
+export function attention(
+  q: usize,
+  kCache: usize,
+  vCache: usize,
+  out: usize,
+  m: i32,
+  past: i32,
+  heads: i32,
+  kvHeads: i32,
+  headSize: i32,
+  capacity: i32,
+  scale: f32,
+  h0: i32,
+  h1: i32,
+  scratch: usize,
+): void {
+  const group = heads / kvHeads;
+  const rowFloats = heads * headSize;
+  for (let r = 0; r < m; r++) {
+    const total = past + r + 1;
+    for (let h = h0; h < h1; h++) {
+      const kv = h / group;
+      const qv = q + <usize>(r * rowFloats + h * headSize) * 4;
+      const kBase = kCache + <usize>kv * <usize>capacity * <usize>headSize * 4;
+      const vBase = vCache + <usize>kv * <usize>capacity * <usize>headSize * 4;
+      let best: f32 = -Infinity;
+      for (let t = 0; t < total; t++) {
+        const sc = dot(qv, kBase + <usize>(t * headSize) * 4, headSize) * scale;
+        store<f32>(scratch + <usize>t * 4, sc);
+        if (sc > best) best = sc;
+      }
+      let denom: f32 = 0;
+      for (let t = 0; t < total; t++) {
+        const e = Mathf.exp(load<f32>(scratch + <usize>t * 4) - best);
+        store<f32>(scratch + <usize>t * 4, e);
+        denom += e;
+      }
+      const o = out + <usize>(r * rowFloats + h * headSize) * 4;
+      memory.fill(o, 0, <usize>headSize * 4);
+      for (let t = 0; t < total; t++) {
+        const p = f32x4.splat(load<f32>(scratch + <usize>t * 4) / denom);
+        const vv = vBase + <usize>(t * headSize) * 4;
+        let i = 0;
+        for (; i + 4 <= headSize; i += 4) {
+          const oo = o + <usize>i * 4;
+          v128.store(oo, f32x4.add(v128.load(oo), f32x4.mul(p, v128.load(vv + <usize>i * 4))));
+        }
+        const ps = f32x4.extract_lane(p, 0);
+        for (; i < headSize; i++) {
+          const oo = o + <usize>i * 4;
+          store<f32>(oo, load<f32>(oo) + ps * load<f32>(vv + <usize>i * 4));
+        }
+      }
+    }
+  }
+}
+
+/** out = silu(gate) * up over n floats, silu(x) = x * sigmoid(x). */
+export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i * 4;
+    const g = load<f32>(gate + o);
+    store<f32>(out + o, (g / (<f32>1 + Mathf.exp(-g))) * load<f32>(up + o));
+  }
+}

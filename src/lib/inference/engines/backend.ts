@@ -1,0 +1,90 @@
+import type { AdapterInfo, Backend, BackendPreference, WeightDtype } from '../protocol.ts';
+import { InferenceError } from '../protocol.ts';
+
+interface GpuAdapterLike {
+  features: { has(name: string): boolean };
+  info?: {
+    vendor?: string;
+    architecture?: string;
+    description?: string;
+    isFallbackAdapter?: boolean;
+  };
+  isFallbackAdapter?: boolean;
+}
+
+/** The WebGPU adapter, if this browser (or worker) has one. */
+export async function probeWebGpu(): Promise<AdapterInfo | null> {
+  const gpu = (
+    globalThis.navigator as
+      { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } } | undefined
+  )?.gpu;
+  if (!gpu) return null;
+  let adapter: GpuAdapterLike | null = null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch {
+    return null;
+  }
+  if (!adapter) return null;
+  const info = adapter.info ?? {};
+  return {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    description: info.description ?? '',
+    isFallbackAdapter: info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false,
+    shaderF16: adapter.features.has('shader-f16'),
+  };
+}
+
+/**
+ * onnxruntime's wasm threads need SharedArrayBuffer, which only a cross-origin isolated page
+ * has (without it onnxruntime silently runs one thread). Four threads is where int4 decode stops
+ * getting faster on the machines measured.
+ */
+export function wasmThreadCount(): number {
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  if (!isolated) return 1;
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.min(cores, 4));
+}
+
+export function chooseBackend(preference: BackendPreference, gpu: AdapterInfo | null): Backend {
+  if (preference === 'wasm') return 'wasm';
+  if (preference === 'webgpu' && !gpu) {
+    throw new InferenceError(
+      'load-failed',
+      'WebGPU was requested but this browser offers no WebGPU adapter; choose WASM (CPU) instead',
+    );
+  }
+  return gpu ? 'webgpu' : 'wasm';
+}
+
+/**
+ * q4f16 needs `shader-f16` on WebGPU (SwiftShader, for one, lacks it and fails at the first
+ * Gather); everywhere else q4 is the safe choice.
+ */
+export function chooseWebDtype(
+  preference: WeightDtype,
+  backend: Backend,
+  gpu: AdapterInfo | null,
+  available: { q4: boolean; q4f16: boolean } = { q4: true, q4f16: true },
+): 'q4' | 'q4f16' {
+  const f16ok = backend === 'webgpu' && gpu?.shaderF16 === true;
+  if (preference === 'q4f16') {
+    if (backend === 'webgpu' && !f16ok) {
+      throw new InferenceError(
+        'load-failed',
+        'q4f16 weights need a WebGPU adapter with shader-f16, which this one lacks; use q4',
+      );
+    }
+    return 'q4f16';
+  }
+  if (preference === 'q4') return 'q4';
+  if (f16ok && available.q4f16) return 'q4f16';
+  if (available.q4) return 'q4';
+  if (available.q4f16 && backend === 'wasm') return 'q4f16';
+  throw new InferenceError(
+    'load-failed',
+    'The model folder has neither onnx/model_q4.onnx nor a q4f16 variant this device can run',
+  );
+}
