@@ -132,23 +132,44 @@ export function argmax(v: Float32Array): number {
 }
 
 /**
- * Greedy decoding on one onnxruntime session of the fixture (either layout): prefill the prompt,
- * then one token per step with the KV cache fed back. Stops after `steps` tokens or on an eos id.
+ * The parts of an onnxruntime flavour the loop needs: onnxruntime-node and onnxruntime-web
+ * ship different onnxruntime-common copies, so both are accepted structurally.
+ */
+export interface OrtLike {
+  Tensor: new (
+    type: 'int64' | 'float32' | 'float16',
+    data: BigInt64Array | Float32Array | Uint16Array,
+    dims: number[],
+  ) => unknown;
+}
+export interface SessionLike {
+  inputMetadata: readonly ({ name: string; isTensor: boolean } & { type?: string })[];
+  run(feeds: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+/**
+ * Greedy decoding on one onnxruntime session of the fixture (either layout, onnxruntime-node or
+ * onnxruntime-web): prefill the prompt, then one token per step with the KV cache fed back.
+ * Stops after `steps` tokens or, with stopOnEos, on an eos id. With `force`, step i feeds
+ * force[i] instead of the argmax (teacher forcing), so two engines can be compared step by step
+ * on identical inputs even where their greedy choices would part.
  */
 export async function greedyOrtNode(
-  ort: typeof OrtNode,
-  session: OrtNode.InferenceSession,
+  ort: OrtLike | typeof OrtNode,
+  session: SessionLike | OrtNode.InferenceSession,
   promptIds: number[],
   steps: number,
-  opts: { stopOnEos?: boolean } = {},
+  opts: { stopOnEos?: boolean; force?: number[] } = {},
 ): Promise<GreedyResult> {
-  const f16 = session.inputMetadata.some(
+  const Tensor = ort.Tensor as OrtLike['Tensor'];
+  const s = session as SessionLike;
+  const f16 = s.inputMetadata.some(
     (m) => m.isTensor && m.name.startsWith('past_key_values') && m.type === 'float16',
   );
-  let past: Record<string, OrtNode.Tensor> = {};
+  let past: Record<string, unknown> = {};
   for (let l = 0; l < TINY.numLayers; l++)
     for (const kv of ['key', 'value'])
-      past[`past_key_values.${l}.${kv}`] = new ort.Tensor(
+      past[`past_key_values.${l}.${kv}`] = new Tensor(
         f16 ? 'float16' : 'float32',
         f16 ? new Uint16Array(0) : new Float32Array(0),
         [1, TINY.numKvHeads, 0, TINY.headSize],
@@ -158,20 +179,20 @@ export async function greedyOrtNode(
   let total = 0;
   for (let step = 0; step < steps; step++) {
     total += input.length;
-    const out = await session.run({
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(input, BigInt), [1, input.length]),
-      attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+    const out = await s.run({
+      input_ids: new Tensor('int64', BigInt64Array.from(input, BigInt), [1, input.length]),
+      attention_mask: new Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
       ...past,
     });
-    const logits = lastRowLogits(out.logits!);
-    const next = argmax(logits);
+    const logits = lastRowLogits(out.logits as OrtNode.Tensor);
+    const next = opts.force?.[step] ?? argmax(logits);
     result.logits.push(logits);
     result.ids.push(next);
     if (opts.stopOnEos && (TINY.eosTokenIds as readonly number[]).includes(next)) break;
     past = {};
     for (let l = 0; l < TINY.numLayers; l++)
       for (const kv of ['key', 'value'])
-        past[`past_key_values.${l}.${kv}`] = out[`present.${l}.${kv}`]!;
+        past[`past_key_values.${l}.${kv}`] = out[`present.${l}.${kv}`];
     input = [next];
   }
   return result;

@@ -166,15 +166,17 @@ describe.each(Object.keys(MODELS) as ModelName[])('tiny Phi-3 %s on onnxruntime-
 });
 
 describe('tiny Phi-3 layouts carry the same weights', () => {
-  it('genai and web q4 agree exactly and q4f16 picks the same greedy ids', async () => {
+  it('genai and web q4 agree exactly; q4f16 is within fp16 error at every step', async () => {
     const genai = await greedyOrtNode(ort, sessions.genai!, PROMPT_A, 16);
     const q4 = await greedyOrtNode(ort, sessions['web q4']!, PROMPT_A, 16);
-    const q4f16 = await greedyOrtNode(ort, sessions['web q4f16']!, PROMPT_A, 16);
     expect(q4.ids).toEqual(genai.ids);
-    expect(maxAbsDiff(q4.logits[0]!, genai.logits[0]!)).toBe(0);
-    expect(q4f16.ids).toEqual(genai.ids);
-    // fp16 activations end to end: logits span about 20, so 0.3 is ~1.5% of the range.
-    expect(maxAbsDiff(q4f16.logits[0]!, genai.logits[0]!)).toBeLessThan(0.3);
+    q4.logits.forEach((l, i) => expect(maxAbsDiff(l, genai.logits[i]!)).toBe(0));
+    // fp16 activations end to end: logits span about 20, so 0.3 is ~1.5% of the range. Same
+    // inputs at every step (teacher forcing), since a near tie may flip a greedy choice.
+    const q4f16 = await greedyOrtNode(ort, sessions['web q4f16']!, PROMPT_A, 16, {
+      force: genai.ids,
+    });
+    q4f16.logits.forEach((l, i) => expect(maxAbsDiff(l, genai.logits[i]!)).toBeLessThan(0.3));
   });
 });
 
