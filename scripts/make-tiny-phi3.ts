@@ -4,11 +4,15 @@
 //
 //   npx tsx scripts/make-tiny-phi3.ts [--preset tiny|full] [--out DIR] [--seed N]
 //                                     [--layouts web,genai] [--web-dtypes q4,q4f16]
+//                                     [--genai-filename NAME.onnx]
+// (also `npm run fixtures -- ...`). The full preset defaults to fixtures/generated/phi3-mini-random.
 //
 // The graph follows onnxruntime-genai's model builder for the CPU int4 path: Gather embedding,
 // SimplifiedLayerNormalization / SkipSimplifiedLayerNormalization, MatMulNBits (4 bits, block 32,
 // accuracy level 4, symmetric, packed QKV), GroupQueryAttention with rotary inside and cos/sin
 // caches, seqlens_k and total_sequence_length derived from attention_mask, SiLU as Sigmoid*Mul.
+// The web files use the same graph (GroupQueryAttention, no position_ids: the form of the builder's
+// webgpu exports, which transformers.js feeds without position_ids), with fp16 I/O and KV for q4f16.
 // Every weight is drawn from a generator seeded by (seed, tensor name), so each file is written
 // independently, streamed to disk, and all files carry identical weights.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
