@@ -324,6 +324,30 @@ export async function getRunHistories(db: AnyDB, runId: string): Promise<Map<str
   return out;
 }
 
+/** All metric points of a run by key, in the order they were logged (for export). */
+export async function getRunHistoriesInLogOrder(
+  db: AnyDB,
+  runId: string,
+): Promise<Map<string, Metric[]>> {
+  const range = IDBKeyRange.bound([runId], [runId, []]);
+  const tx = db.transaction('metricHistory');
+  const index = tx.objectStore('metricHistory').index('runKeyStep');
+  const [rows, keys] = await Promise.all([
+    index.getAll(range) as Promise<HistoryRecord[]>,
+    index.getAllKeys(range) as Promise<number[]>,
+  ]);
+  await tx.done;
+  const order = rows.map((_, i) => i).sort((a, b) => keys[a]! - keys[b]!);
+  const out = new Map<string, Metric[]>();
+  for (const i of order) {
+    const r = rows[i]!;
+    let list = out.get(r.key);
+    if (!list) out.set(r.key, (list = []));
+    list.push({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step });
+  }
+  return out;
+}
+
 /** Every run record of an experiment (one getAll on an index). */
 export async function getExperimentRuns(db: AnyDB, experimentId: string): Promise<RunRecord[]> {
   return (await db.getAllFromIndex('runs', 'experimentId', experimentId)) as RunRecord[];

@@ -1,0 +1,122 @@
+/**
+ * Writes experiments and runs in the layout and text forms of Python MLflow's FileStore, so that
+ * `mlflow.tracking.MlflowClient(tracking_uri="file:...")` reads them. Pure: entities in, files out.
+ */
+import type { DatasetInput, Experiment, Metric, RunInfo } from '../entities.ts';
+import { md5Hex } from './md5.ts';
+import { dumpFlatYaml, dumpNestedMap, pyFloatRepr } from './pyformat.ts';
+import { RUN_STATUS_NUMBER } from './types.ts';
+
+const encoder = new TextEncoder();
+
+export interface RunForWriting {
+  info: RunInfo;
+  deletedTime: number | null;
+  params: Record<string, string>;
+  tags: Record<string, string>;
+  /** Full history per key, in the order it was logged. */
+  metrics: Record<string, Metric[]>;
+  inputs: DatasetInput[];
+}
+
+export interface ExperimentFiles {
+  /** Path relative to the experiment folder -> bytes. */
+  files: Map<string, Uint8Array>;
+  /** Folders MLflow creates even when empty (relative to the experiment folder, trailing '/'). */
+  dirs: string[];
+}
+
+export function experimentMetaYaml(e: Experiment): string {
+  return dumpFlatYaml({
+    artifact_location: e.artifactLocation,
+    creation_time: e.creationTime,
+    experiment_id: e.experimentId,
+    last_update_time: e.lastUpdateTime,
+    lifecycle_stage: e.lifecycleStage,
+    name: e.name,
+  });
+}
+
+export function runMetaYaml(info: RunInfo, deletedTime: number | null): string {
+  // MLflow writes the legacy keys too (run_uuid, source_*, entry_point_name, tags: []): older
+  // readers require them.
+  return dumpFlatYaml({
+    artifact_uri: info.artifactUri,
+    deleted_time: deletedTime,
+    end_time: info.endTime,
+    entry_point_name: '',
+    experiment_id: info.experimentId,
+    lifecycle_stage: info.lifecycleStage,
+    run_id: info.runId,
+    run_name: info.runName,
+    run_uuid: info.runId,
+    source_name: '',
+    source_type: 4,
+    source_version: '',
+    start_time: info.startTime,
+    status: RUN_STATUS_NUMBER[info.status],
+    tags: [],
+    user_id: info.userId,
+  });
+}
+
+export function metricFileText(points: readonly Metric[]): string {
+  let out = '';
+  for (const p of points) out += `${p.timestamp} ${pyFloatRepr(p.value)} ${p.step}\n`;
+  return out;
+}
+
+/** MLflow's dataset id: md5 of the UTF-8 name followed by the digest. */
+export function datasetId(name: string, digest: string): string {
+  return md5Hex(name + digest);
+}
+
+export function datasetMetaYaml(d: DatasetInput['dataset']): string {
+  return dumpFlatYaml({
+    digest: d.digest,
+    name: d.name,
+    profile: d.profile ?? null,
+    schema: d.schema ?? null,
+    source: d.source,
+    source_type: d.sourceType,
+  });
+}
+
+export function inputMetaYaml(dsId: string, tags: Record<string, string>): string {
+  // Quirk reproduced: MLflow stores the dataset id as destination_id too.
+  return (
+    dumpFlatYaml({
+      destination_id: dsId,
+      destination_type: 'RUN',
+      source_id: dsId,
+      source_type: 'DATASET',
+    }) + dumpNestedMap('tags', tags)
+  );
+}
+
+/** Every metadata file of one experiment folder (artifacts are added by the caller). */
+export function writeExperimentFolder(
+  experiment: Experiment,
+  runs: readonly RunForWriting[],
+): ExperimentFiles {
+  const files = new Map<string, Uint8Array>();
+  const dirs: string[] = ['tags/'];
+  const put = (p: string, s: string) => files.set(p, encoder.encode(s));
+  put('meta.yaml', experimentMetaYaml(experiment));
+  for (const [k, v] of Object.entries(experiment.tags)) put(`tags/${k}`, v);
+  for (const run of runs) {
+    const r = run.info.runId;
+    dirs.push(`${r}/`, `${r}/metrics/`, `${r}/params/`, `${r}/tags/`, `${r}/artifacts/`);
+    put(`${r}/meta.yaml`, runMetaYaml(run.info, run.deletedTime));
+    for (const [k, points] of Object.entries(run.metrics))
+      put(`${r}/metrics/${k}`, metricFileText(points));
+    for (const [k, v] of Object.entries(run.params)) put(`${r}/params/${k}`, v);
+    for (const [k, v] of Object.entries(run.tags)) put(`${r}/tags/${k}`, v);
+    for (const input of run.inputs) {
+      const dsId = datasetId(input.dataset.name, input.dataset.digest);
+      put(`datasets/${dsId}/meta.yaml`, datasetMetaYaml(input.dataset));
+      put(`${r}/inputs/${md5Hex(dsId + r)}/meta.yaml`, inputMetaYaml(dsId, input.tags));
+    }
+  }
+  return { files, dirs };
+}
