@@ -268,6 +268,34 @@ describe('params, metrics and tags', () => {
   });
 });
 
+describe('views for the runs table and compare page', () => {
+  it('lists the metric, param and tag keys of an experiment and reads one metric for several runs', async () => {
+    const c = await client();
+    const exp = await c.createExperiment('e');
+    const a = await c.startRun({ experimentId: exp });
+    const b = await c.startRun({ experimentId: exp });
+    await c.logBatch(a.runId, {
+      metrics: [
+        { key: 'loss', value: 1, step: 0, timestamp: 1 },
+        { key: 'loss', value: 0.5, step: 1, timestamp: 2 },
+      ],
+      params: [{ key: 'lr', value: '0.1' }],
+    });
+    await c.logBatch(b.runId, {
+      metrics: [{ key: 'acc', value: 0.7, step: 0, timestamp: 1 }],
+      tags: [{ key: 'team', value: 'x' }],
+    });
+    const keys = await c.getExperimentKeys(exp);
+    expect(keys.metrics).toEqual(['acc', 'loss']);
+    expect(keys.params).toEqual(['lr']);
+    expect(keys.tags).toContain('team');
+    expect(keys.tags).toContain('mlflow.runName');
+    const h = await c.getMetricHistories([a.runId, b.runId], 'loss');
+    expect(h.get(a.runId)!.map((m) => m.value)).toEqual([1, 0.5]);
+    expect(h.get(b.runId)).toEqual([]);
+  });
+});
+
 describe('artifacts', () => {
   it('stores files in a tree, lists a folder and reads them back', async () => {
     const c = await client();

@@ -558,6 +558,33 @@ export class TrackingClient {
     return repo.getMetricHistory(this.db, runId, key);
   }
 
+  /** One metric's history for several runs at once (compare view, overlaid charts). */
+  async getMetricHistories(runIds: readonly string[], key: string): Promise<Map<string, Metric[]>> {
+    return repo.getMetricHistories(this.db, runIds, key);
+  }
+
+  /**
+   * The metric, param and tag keys used by an experiment's runs, sorted (the runs table's column
+   * chooser). Reads the run records of the experiment in one go.
+   */
+  async getExperimentKeys(
+    experimentId: string,
+    options: { runViewType?: ViewType } = {},
+  ): Promise<{ metrics: string[]; params: string[]; tags: string[] }> {
+    const view = options.runViewType ?? 'ACTIVE_ONLY';
+    const metrics = new Set<string>();
+    const params = new Set<string>();
+    const tags = new Set<string>();
+    for (const r of await repo.getExperimentRuns(this.db, experimentId)) {
+      if (!viewMatches(r.lifecycleStage, view)) continue;
+      for (const k in r.metrics) metrics.add(k);
+      for (const k in r.params) params.add(k);
+      for (const k in r.tags) tags.add(k);
+    }
+    const sorted = (s: Set<string>) => [...s].sort();
+    return { metrics: sorted(metrics), params: sorted(params), tags: sorted(tags) };
+  }
+
   /** Dataset inputs (mlflow.log_input); a dataset already logged with the same name and digest is replaced. */
   async logInputs(runId: string, inputs: DatasetInput[]): Promise<void> {
     for (const input of inputs) {
@@ -735,13 +762,7 @@ export class TrackingClient {
     offset: number,
     maxResults: number,
   ): Promise<SearchRunsResult> {
-    let ids: string[];
-    if (view === 'ALL') {
-      ids = await repo.runIdsByStartTime(this.db, experimentId, 'prev');
-    } else {
-      // Deleted runs are few; the view filter needs the records, which the page reads anyway.
-      ids = await repo.runIdsByStartTime(this.db, experimentId, 'prev');
-    }
+    const ids = await repo.runIdsNewestFirst(this.db, experimentId);
     const out: Run[] = [];
     let skipped = 0;
     let i = 0;

@@ -404,26 +404,38 @@ export async function runIdsByMetricRange(
 }
 
 /**
- * Run ids of an experiment in start-time order (keys only: no run record is read).
+ * Run ids of an experiment, newest start time first (keys only: no run record is read).
+ * Equal start times come out in descending run id order; callers re-sort the page they read.
  */
-export async function runIdsByStartTime(
-  db: AnyDB,
-  experimentId: string,
-  direction: 'next' | 'prev',
-): Promise<string[]> {
+export async function runIdsNewestFirst(db: AnyDB, experimentId: string): Promise<string[]> {
   const range = IDBKeyRange.bound([experimentId, -Infinity], [experimentId, Infinity]);
-  const tx = db.transaction('runs');
-  const ids: string[] = [];
-  let cursor = await tx
-    .objectStore('runs')
-    .index('experimentStart')
-    .openKeyCursor(range, direction);
-  while (cursor) {
-    ids.push(cursor.primaryKey as string);
-    cursor = await cursor.continue();
-  }
+  const ids = (await db.getAllKeysFromIndex('runs', 'experimentStart', range)) as string[];
+  return ids.reverse();
+}
+
+/** Every metric point of `key` for several runs (compare charts), one range read per run. */
+export async function getMetricHistories(
+  db: AnyDB,
+  runIds: readonly string[],
+  key: string,
+): Promise<Map<string, Metric[]>> {
+  const tx = db.transaction('metricHistory');
+  const index = tx.objectStore('metricHistory').index('runKeyStep');
+  const lists = await Promise.all(
+    runIds.map(
+      (runId) =>
+        index.getAll(IDBKeyRange.bound([runId, key], [runId, key, []])) as Promise<HistoryRecord[]>,
+    ),
+  );
   await tx.done;
-  return ids;
+  const out = new Map<string, Metric[]>();
+  runIds.forEach((runId, i) => {
+    out.set(
+      runId,
+      lists[i]!.map((r) => ({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step })),
+    );
+  });
+  return out;
 }
 
 // ---------------- artifacts ----------------
