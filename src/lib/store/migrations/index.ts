@@ -2,6 +2,7 @@ import type { Migration } from '../db.ts';
 import { blobs } from './001-blobs.ts';
 import { tracking } from './002-tracking.ts';
 import { registry } from './003-registry.ts';
+import { playground } from './004-playground.ts';
 
 /** Ordered: index i upgrades version i to i + 1. Append only. */
-export const MIGRATIONS: readonly Migration[] = [blobs, tracking, registry];
+export const MIGRATIONS: readonly Migration[] = [blobs, tracking, registry, playground];
