@@ -314,3 +314,176 @@ export function pyfuncArtifacts(model: MLmodel): Record<string, string> {
   }
   return out;
 }
+
+// ---------------------------------------------------------------- how the app can serve it
+
+export type ServableKind = 'chat' | 'prompt' | 'onnx';
+
+/**
+ * - `web`: an ONNX export in the transformers.js layout (config.json, onnx/*.onnx, tokenizer).
+ * - `genai`: an onnxruntime-genai folder (genai_config.json, the .onnx and its .onnx.data).
+ * - `reference`: no usable weights in the model; resolve `sourceModelName` to an ONNX export.
+ * - `onnx`: a plain ONNX graph (onnx flavor).
+ */
+export type ServableLayout = 'web' | 'genai' | 'reference' | 'onnx';
+
+export interface ServableFiles {
+  /** The graph the engine should load (model-relative path). */
+  model?: string;
+  /** Every .onnx graph found in the folder, best first (web layout: q4f16, q4, ...). */
+  graphs?: string[];
+  /** External weight files next to the graph (.onnx.data, .onnx_data, onnx sidecars). */
+  externalData?: string[];
+  config?: string;
+  generationConfig?: string;
+  genaiConfig?: string;
+  tokenizer?: string;
+  tokenizerConfig?: string;
+  specialTokensMap?: string;
+  addedTokens?: string;
+}
+
+/** What the inference layer needs to know to serve a model version. */
+export interface ServableDescriptor {
+  kind: ServableKind;
+  layout: ServableLayout;
+  /** The folder holding the weights, model-relative, '' for the root or ending in '/'. */
+  root: string;
+  files: ServableFiles;
+  /** The LLM task (`llm/v1/chat`) when the model declares one. */
+  task?: string;
+  /** Hugging Face id of the weights (transformers flavor). */
+  sourceModelName?: string;
+  sourceModelRevision?: string;
+  /** The pyfunc artifact holding the genai folder. */
+  artifactName?: string;
+}
+
+const dirOf = (p: string) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/') + 1) : '');
+const baseOf = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+
+const WEB_GRAPH_PREFERENCE = [
+  '_q4f16.onnx',
+  '_q4.onnx',
+  '_int4.onnx',
+  '_quantized.onnx',
+  '_fp16.onnx',
+  '.onnx',
+];
+
+function rankGraphs(graphs: string[]): string[] {
+  const rank = (p: string) => {
+    const i = WEB_GRAPH_PREFERENCE.findIndex((suffix) => p.endsWith(suffix));
+    return i < 0 ? WEB_GRAPH_PREFERENCE.length : i;
+  };
+  return [...graphs].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+function firstIn(paths: Set<string>, dirs: string[], name: string): string | undefined {
+  for (const d of dirs) if (paths.has(d + name)) return d + name;
+  return undefined;
+}
+
+function tokenizerFiles(paths: Set<string>, dirs: string[]): ServableFiles {
+  const files: ServableFiles = {};
+  const set = (k: keyof ServableFiles, name: string) => {
+    const p = firstIn(paths, dirs, name);
+    if (p !== undefined) (files as Record<string, unknown>)[k] = p;
+  };
+  set('tokenizer', 'tokenizer.json');
+  set('tokenizerConfig', 'tokenizer_config.json');
+  set('specialTokensMap', 'special_tokens_map.json');
+  set('addedTokens', 'added_tokens.json');
+  return files;
+}
+
+function genaiDescriptor(
+  paths: string[],
+  configPath: string,
+): Pick<ServableDescriptor, 'root' | 'files'> {
+  const root = dirOf(configPath);
+  const set = new Set(paths);
+  const inRoot = paths.filter((p) => dirOf(p) === root);
+  const graphs = inRoot.filter((p) => p.endsWith('.onnx'));
+  const externalData = inRoot.filter((p) => p.endsWith('.onnx.data') || p.endsWith('.onnx_data'));
+  const files: ServableFiles = { genaiConfig: configPath, ...tokenizerFiles(set, [root]) };
+  if (graphs.length > 0) {
+    files.model = graphs[0]!;
+    files.graphs = graphs;
+  }
+  if (externalData.length > 0) files.externalData = externalData;
+  return { root, files };
+}
+
+/**
+ * Decides how a model can be served in the browser from its MLmodel and file list, or null
+ * when it cannot: (1) transformers with `llm/v1/chat` (weights as an ONNX web export under
+ * `model/`, or a Hub reference), (2) python_function whose artifacts hold an
+ * onnxruntime-genai folder, (3) the onnx flavor.
+ */
+export function detectServable(model: MLmodel, paths: string[]): ServableDescriptor | null {
+  const set = new Set(paths);
+  const task = inferenceTask(model);
+  const tf = model.flavors.transformers;
+  if (tf && (task === 'llm/v1/chat' || (task === undefined && tf.task === 'text-generation'))) {
+    const base: ServableDescriptor = { kind: 'chat', layout: 'reference', root: '', files: {} };
+    if (task) base.task = task;
+    if (typeof tf.source_model_name === 'string') base.sourceModelName = tf.source_model_name;
+    if (typeof tf.source_model_revision === 'string')
+      base.sourceModelRevision = tf.source_model_revision;
+    const weightsDir = (typeof tf.model_binary === 'string' ? tf.model_binary : 'model') + '/';
+    const genai = paths
+      .filter((p) => p.startsWith(weightsDir) && baseOf(p) === 'genai_config.json')
+      .sort((a, b) => a.length - b.length)[0];
+    if (genai) return { ...base, layout: 'genai', ...genaiDescriptor(paths, genai) };
+    const graphs = rankGraphs(paths.filter((p) => p.startsWith(weightsDir) && p.endsWith('.onnx')));
+    if (graphs.length > 0) {
+      const dirs = [weightsDir, 'components/tokenizer/'];
+      const files: ServableFiles = { model: graphs[0]!, graphs, ...tokenizerFiles(set, dirs) };
+      const data = paths.filter(
+        (p) => p.startsWith(weightsDir) && (p.endsWith('.onnx_data') || p.endsWith('.onnx.data')),
+      );
+      if (data.length > 0) files.externalData = data;
+      const config = firstIn(set, dirs, 'config.json');
+      if (config) files.config = config;
+      const gen = firstIn(set, dirs, 'generation_config.json');
+      if (gen) files.generationConfig = gen;
+      return { ...base, layout: 'web', root: weightsDir, files };
+    }
+    return base.sourceModelName ? base : null;
+  }
+  const pyfunc = model.flavors.python_function;
+  if (pyfunc) {
+    for (const [name, artPath] of Object.entries(pyfuncArtifacts(model))) {
+      const prefix = artPath.replace(/\/$/, '') + '/';
+      const config = paths
+        .filter((p) => (p.startsWith(prefix) || p === artPath) && baseOf(p) === 'genai_config.json')
+        .sort((a, b) => a.length - b.length)[0];
+      if (!config) continue;
+      const chat = (model.signature?.inputs as { name?: string }[] | null | undefined)?.some(
+        (s) => s.name === 'messages',
+      );
+      const d: ServableDescriptor = {
+        kind: chat ? 'chat' : 'prompt',
+        layout: 'genai',
+        artifactName: name,
+        ...genaiDescriptor(paths, config),
+      };
+      if (task) d.task = task;
+      return d;
+    }
+  }
+  const onnx = model.flavors.onnx;
+  if (onnx && typeof onnx.data === 'string') {
+    const root = dirOf(onnx.data);
+    const skip =
+      /^(MLmodel|conda\.yaml|python_env\.yaml|requirements\.txt|constraints\.txt|input_example\.json|serving_input_example\.json|registered_model_meta|environment_variables\.txt)$/;
+    const sidecars = paths.filter(
+      (p) => p !== onnx.data && dirOf(p) === root && !skip.test(baseOf(p)) && !p.endsWith('.md'),
+    );
+    const files: ServableFiles = { model: onnx.data, graphs: [onnx.data] };
+    if (sidecars.length > 0) files.externalData = sidecars;
+    return { kind: 'onnx', layout: 'onnx', root, files };
+  }
+  return null;
+}
