@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 const RESULTS = 'test-results/interop.json';
 const VITEST_JSON = 'test-results/interop-vitest.json';
@@ -56,7 +56,7 @@ function findPython() {
 
 const binDir = process.platform === 'win32' ? 'Scripts' : 'bin';
 const venvPython = (dir) =>
-  join(dir, binDir, process.platform === 'win32' ? 'python.exe' : 'python');
+  resolve(dir, binDir, process.platform === 'win32' ? 'python.exe' : 'python');
 
 function stampOf(requirements, python) {
   const v = spawnSync(python, ['--version'], { encoding: 'utf8' });
