@@ -1,5 +1,6 @@
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { unzipSync, zipSync } from 'fflate';
 import { openDatabase } from '../../src/lib/store/db.ts';
 import { TrackingClient } from '../../src/lib/services/tracking.ts';
@@ -552,6 +553,65 @@ describe('mlruns import and export', () => {
     expect(res.runs).toBe(3);
     expect((await c.getRun(PARENT)).metrics['extra']).toBeUndefined();
     expect(await db.count('blobFiles')).toBe(2);
+  });
+});
+
+describe('a store written by Python MLflow 3.17', () => {
+  // Written by MLflow 3.17.2's FileStore: a run with params, metrics, a tag, a text artifact and a
+  // logged pyfunc model (models/m-.../ plus the run's outputs/), a nested run, a deleted experiment.
+  const zip = new Uint8Array(
+    readFileSync(new URL('../fixtures/mlruns-mlflow-3.17.zip', import.meta.url)),
+  );
+  const EXP3 = '802348375909855010';
+  const RUN3 = '433c32feb5964411a2cf69852a866b3c';
+  const MODEL3 = 'm-e88e1e9eabaa49eeb36a47fede3629c8';
+
+  it('imports it and exports every file byte for byte', async () => {
+    const db = await freshDb();
+    const res = await importMlruns(db, zip);
+    expect(res.experimentIds).toEqual(['0', '447920304702470333', EXP3]);
+    expect(res.runs).toBe(3);
+    const c = new TrackingClient(db);
+    const run = await c.getRun(RUN3);
+    expect(run.params).toEqual({ lr: '0.01', layers: '3' });
+    expect(run.metrics['count']?.value).toBe(7);
+    expect((await c.getMetricHistory(RUN3, 'loss')).map((m) => m.value)).toEqual([
+      1,
+      1,
+      0.5,
+      1 / 3,
+    ]); // MLflow 3 logged step 0 twice
+    expect(await c.readArtifactText(RUN3, 'notes/readme.txt')).toBe('hello');
+    expect((await c.getExperiment('447920304702470333')).lifecycleStage).toBe('deleted');
+
+    const input = unzipToMap(zip);
+    const out = unzipToMap(await exportMlruns(db, { experimentIds: res.experimentIds }));
+    expect([...out.keys()].sort()).toEqual([...input.keys()].sort());
+    for (const [k, v] of input) expect(out.get(k), k).toEqual(v);
+  });
+
+  it('keeps keys it does not map and the logged model when an entity changes', async () => {
+    const db = await freshDb();
+    await importMlruns(db, zip);
+    const c = new TrackingClient(db);
+    await c.renameExperiment(EXP3, 'renamed');
+    await c.updateRun(RUN3, { runName: 'new name' });
+    const out = await exportMlrunsFiles(db, { experimentIds: [EXP3] });
+    const meta = dec.decode(out.get(`${EXP3}/meta.yaml`)!);
+    expect(meta).toContain('name: renamed\n');
+    expect(meta).toContain('workspace: default\n');
+    expect(meta).toContain('trace_location: null\n');
+    const runMeta = dec.decode(out.get(`${EXP3}/${RUN3}/meta.yaml`)!);
+    expect(runMeta).toContain('run_name: new name\n');
+    expect(runMeta).toContain(`run_uuid: ${RUN3}\n`);
+    const input = unzipToMap(zip);
+    for (const rel of [
+      `models/${MODEL3}/artifacts/python_model.pkl`,
+      `models/${MODEL3}/meta.yaml`,
+      `${RUN3}/outputs/${MODEL3}/meta.yaml`,
+    ]) {
+      expect(out.get(`${EXP3}/${rel}`), rel).toEqual(input.get(`mlruns/${EXP3}/${rel}`));
+    }
   });
 });
 

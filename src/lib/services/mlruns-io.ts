@@ -12,7 +12,11 @@ import type { Experiment, Metric } from '../mlflow/entities.ts';
 import { MlflowError } from '../mlflow/errors.ts';
 import {
   readMlruns,
+  metaExtras,
   writeExperimentFolder,
+  EXPERIMENT_META_KEYS,
+  RUN_META_KEYS,
+  type MetaExtras,
   MlrunsParseError,
   type MlrunsExperiment,
   type RunForWriting,
@@ -162,6 +166,16 @@ function latestOf(history: Record<string, Metric[]>): Record<string, Metric> {
   return out;
 }
 
+function extrasFrom(
+  originals: Map<string, Uint8Array | undefined>,
+): (rel: string) => MetaExtras | undefined {
+  return (rel) => {
+    const bytes = originals.get(rel);
+    if (!bytes) return undefined;
+    return metaExtras(bytes, rel === 'meta.yaml' ? EXPERIMENT_META_KEYS : RUN_META_KEYS);
+  };
+}
+
 function forWriting(x: MlrunsExperiment): { experiment: Experiment; runs: RunForWriting[] } {
   return {
     experiment: x.experiment,
@@ -247,7 +261,11 @@ export async function importMlruns(
 
       // What our writer makes of each entity as imported: unchanged entities give the same bytes
       // at export time, and then the original file is re-emitted.
-      const canonical = writeExperimentFolder(x.experiment, forWriting(x).runs).files;
+      const canonical = writeExperimentFolder(
+        x.experiment,
+        forWriting(x).runs,
+        extrasFrom(x.originals),
+      ).files;
       for (const [rel, bytes] of x.originals) {
         const mine = canonical.get(rel);
         bundle.files.push({
@@ -370,7 +388,10 @@ export async function exportMlrunsFiles(
       });
     }
     const dir = exp.lifecycleStage === 'deleted' ? `.trash/${expId}` : expId;
-    const { files, dirs } = writeExperimentFolder(exp, runs);
+    const originalBytes = new Map(
+      [...originals].filter(([, f]) => !f.preserved).map(([rel, f]) => [rel, f.bytes]),
+    );
+    const { files, dirs } = writeExperimentFolder(exp, runs, extrasFrom(originalBytes));
     for (const d of dirs) out.set(`${dir}/${d}`, null);
     const exportedRuns = new Set(records.map((r) => r.runId));
     for (const [rel, f] of originals) {

@@ -1,6 +1,9 @@
-export { readMlruns } from './reader.ts';
+export { readMlruns, metaExtras } from './reader.ts';
 export {
   writeExperimentFolder,
+  EXPERIMENT_META_KEYS,
+  RUN_META_KEYS,
+  type MetaExtras,
   experimentMetaYaml,
   runMetaYaml,
   metricFileText,

@@ -395,6 +395,30 @@ function readExperiment(e: ExpFiles): MlrunsExperiment {
   return { experiment, trashed: e.trashed, runs, preserved, originals };
 }
 
+/**
+ * The keys of an imported meta.yaml that this code does not map (newer MLflow adds some, e.g.
+ * `workspace`), with scalar values, so a rewritten file keeps them.
+ */
+export function metaExtras(
+  bytes: Uint8Array,
+  known: ReadonlySet<string>,
+): Record<string, string | number | boolean | null> {
+  const out: Record<string, string | number | boolean | null> = {};
+  let map: unknown;
+  try {
+    map = parseDocument(decoder.decode(bytes)).toJS();
+  } catch {
+    return out;
+  }
+  if (!map || typeof map !== 'object' || Array.isArray(map)) return out;
+  for (const [k, v] of Object.entries(map as YamlMap)) {
+    if (known.has(k)) continue;
+    if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')
+      out[k] = v;
+  }
+  return out;
+}
+
 /** Parses a whole mlruns tree. Paths use '/'; a leading `mlruns/` (or any wrapper folder) is fine. */
 export function readMlruns(files: Map<string, Uint8Array>): MlrunsTree {
   const paths = [...files.keys()].filter((p) => !p.endsWith('/'));

@@ -4,7 +4,7 @@
  */
 import type { DatasetInput, Experiment, Metric, RunInfo } from '../entities.ts';
 import { md5Hex } from './md5.ts';
-import { dumpFlatYaml, dumpNestedMap, pyFloatRepr } from './pyformat.ts';
+import { dumpFlatYaml, dumpNestedMap, pyFloatRepr, type YamlScalar } from './pyformat.ts';
 import { RUN_STATUS_NUMBER } from './types.ts';
 
 const encoder = new TextEncoder();
@@ -26,8 +26,39 @@ export interface ExperimentFiles {
   dirs: string[];
 }
 
-export function experimentMetaYaml(e: Experiment): string {
+/** Keys of meta.yaml this writer produces; others found in an imported file are carried over. */
+export const EXPERIMENT_META_KEYS = new Set([
+  'artifact_location',
+  'creation_time',
+  'experiment_id',
+  'last_update_time',
+  'lifecycle_stage',
+  'name',
+]);
+export const RUN_META_KEYS = new Set([
+  'artifact_uri',
+  'deleted_time',
+  'end_time',
+  'entry_point_name',
+  'experiment_id',
+  'lifecycle_stage',
+  'run_id',
+  'run_name',
+  'run_uuid',
+  'source_name',
+  'source_type',
+  'source_version',
+  'start_time',
+  'status',
+  'tags',
+  'user_id',
+]);
+
+export type MetaExtras = Record<string, YamlScalar>;
+
+export function experimentMetaYaml(e: Experiment, extras: MetaExtras = {}): string {
   return dumpFlatYaml({
+    ...extras,
     artifact_location: e.artifactLocation,
     creation_time: e.creationTime,
     experiment_id: e.experimentId,
@@ -37,10 +68,15 @@ export function experimentMetaYaml(e: Experiment): string {
   });
 }
 
-export function runMetaYaml(info: RunInfo, deletedTime: number | null): string {
+export function runMetaYaml(
+  info: RunInfo,
+  deletedTime: number | null,
+  extras: MetaExtras = {},
+): string {
   // MLflow writes the legacy keys too (run_uuid, source_*, entry_point_name, tags: []): older
   // readers require them.
   return dumpFlatYaml({
+    ...extras,
     artifact_uri: info.artifactUri,
     deleted_time: deletedTime,
     end_time: info.endTime,
@@ -98,16 +134,18 @@ export function inputMetaYaml(dsId: string, tags: Record<string, string>): strin
 export function writeExperimentFolder(
   experiment: Experiment,
   runs: readonly RunForWriting[],
+  /** Unknown keys of imported meta.yaml files (by path relative to the experiment folder), kept. */
+  extras: (rel: string) => MetaExtras | undefined = () => undefined,
 ): ExperimentFiles {
   const files = new Map<string, Uint8Array>();
   const dirs: string[] = ['tags/'];
   const put = (p: string, s: string) => files.set(p, encoder.encode(s));
-  put('meta.yaml', experimentMetaYaml(experiment));
+  put('meta.yaml', experimentMetaYaml(experiment, extras('meta.yaml')));
   for (const [k, v] of Object.entries(experiment.tags)) put(`tags/${k}`, v);
   for (const run of runs) {
     const r = run.info.runId;
     dirs.push(`${r}/`, `${r}/metrics/`, `${r}/params/`, `${r}/tags/`, `${r}/artifacts/`);
-    put(`${r}/meta.yaml`, runMetaYaml(run.info, run.deletedTime));
+    put(`${r}/meta.yaml`, runMetaYaml(run.info, run.deletedTime, extras(`${r}/meta.yaml`)));
     for (const [k, points] of Object.entries(run.metrics))
       put(`${r}/metrics/${k}`, metricFileText(points));
     for (const [k, v] of Object.entries(run.params)) put(`${r}/params/${k}`, v);
