@@ -8,3 +8,8 @@ if (!target) throw new Error('index.html has no #app element');
 mount(App, { target });
 
 if (import.meta.env.PROD) void registerServiceWorker();
+
+// Browser tests of the inference worker drive it through a test-only hook (see src/lib/inference/test-hook.ts).
+if (new URLSearchParams(location.search).has('inference-test')) {
+  void import('./lib/inference/test-hook.ts');
+}

@@ -57,6 +57,7 @@ export interface KernelExports {
   ): void;
   attention(
     q: number,
+    qStride: number,
     kCache: number,
     vCache: number,
     out: number,

@@ -333,13 +333,15 @@ function dot(a: usize, b: usize, n: i32): f32 {
 
 /**
  * Causal attention over the cache for `m` query rows (row r at position past + r sees
- * positions 0..past + r) and query heads [h0, h1). q and out are [m, heads * headSize]; the
+ * positions 0..past + r) and query heads [h0, h1). q rows are `qStride` floats apart (the
+ * queries may sit inside packed QKV rows); out is [m, heads * headSize]; the
  * caches are [kvHeads, capacity, headSize], already holding the new rows' keys and values.
  * Query head h reads KV head h / (heads / kvHeads) (grouped-query attention). `scratch` holds
  * past + m floats.
  */
 export function attention(
   q: usize,
+  qStride: i32,
   kCache: usize,
   vCache: usize,
   out: usize,
@@ -360,7 +362,7 @@ export function attention(
     const total = past + r + 1;
     for (let h = h0; h < h1; h++) {
       const kv = h / group;
-      const qv = q + <usize>(r * rowFloats + h * headSize) * 4;
+      const qv = q + <usize>(r * qStride + h * headSize) * 4;
       const kBase = kCache + <usize>kv * <usize>capacity * <usize>headSize * 4;
       const vBase = vCache + <usize>kv * <usize>capacity * <usize>headSize * 4;
       let best: f32 = -Infinity;
