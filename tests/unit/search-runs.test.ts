@@ -27,6 +27,7 @@ beforeAll(async () => {
         { key: 'acc', value: i / 60, step: 0, timestamp: 1 },
         { key: 'acc', value: i / 59, step: 1, timestamp: 2 },
         ...(i % 7 === 0 ? [] : [{ key: 'loss', value: 1 - i / 60, step: 0, timestamp: 1 }]),
+        { key: 'tie', value: i % 11 === 0 ? Number.NaN : i % 3, step: 0, timestamp: 1 },
       ],
       params: [
         { key: 'lr', value: i % 2 === 0 ? '0.01' : '0.1' },
@@ -114,6 +115,39 @@ describe('searchRuns', () => {
       maxResults: 3,
     });
     expect(names(desc.runs)).toEqual(['run-57', 'run-54', 'run-51']);
+  });
+
+  it.each([
+    [[] as string[]],
+    [['metrics.tie DESC']],
+    [['metrics.tie ASC']],
+    [['metrics.loss ASC']],
+    [['metrics.missing DESC']],
+    [['attributes.start_time ASC']],
+    [['attributes.start_time DESC']],
+  ])('pages from an index in the same order as a full evaluation: %j', async (orderBy) => {
+    for (const runViewType of ['ACTIVE_ONLY', 'ALL', 'DELETED_ONLY'] as const) {
+      const full = await c.searchRuns({
+        experimentIds: [exp],
+        orderBy,
+        runViewType,
+        filter: 'attributes.start_time >= 0',
+      });
+      const paged: string[] = [];
+      let token: string | null = null;
+      do {
+        const page = await c.searchRuns({
+          experimentIds: [exp],
+          orderBy,
+          runViewType,
+          maxResults: 7,
+          pageToken: token,
+        });
+        paged.push(...page.runs.map((r) => r.info.runId));
+        token = page.nextPageToken;
+      } while (token);
+      expect(paged).toEqual(full.runs.map((r) => r.info.runId));
+    }
   });
 
   it('honours run view types', async () => {

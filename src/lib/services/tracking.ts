@@ -738,8 +738,9 @@ export class TrackingClient {
     const view = options.runViewType ?? 'ACTIVE_ONLY';
     const offset = decodePageToken(options.pageToken);
 
-    if (filter.length === 0 && orderBy.length === 0 && options.experimentIds.length === 1) {
-      return this.searchDefaultOrder(options.experimentIds[0]!, view, offset, maxResults);
+    if (filter.length === 0 && options.experimentIds.length === 1) {
+      const ids = await this.orderedIdsFromIndex(options.experimentIds[0]!, orderBy);
+      if (ids) return this.pageOverOrderedIds(ids, view, offset, maxResults, orderBy);
     }
     const runs: Run[] = [];
     for (const experimentId of options.experimentIds) {
@@ -755,42 +756,62 @@ export class TrackingClient {
     return { runs: page, nextPageToken: next };
   }
 
-  /** Default order (start_time DESC, run_id ASC) walks the start-time index; only the page is read. */
-  private async searchDefaultOrder(
+  /**
+   * Run ids in the requested order straight from an index, without reading run records, when the
+   * order is the default, start_time, or a single metric. null when an index cannot give it.
+   */
+  private async orderedIdsFromIndex(
     experimentId: string,
+    orderBy: OrderByClause[],
+  ): Promise<string[] | null> {
+    if (orderBy.length > 1) return null;
+    const o = orderBy[0];
+    if (!o) return repo.runIdsNewestFirst(this.db, experimentId);
+    const { type, key } = o.identifier;
+    if (type === 'attribute' && key === 'start_time') {
+      const ids = await repo.runIdsNewestFirst(this.db, experimentId);
+      return o.ascending ? ids.reverse() : ids;
+    }
+    if (type !== 'metric') return null;
+    const newest = await repo.runIdsNewestFirst(this.db, experimentId);
+    const rank = new Map(newest.map((id, i) => [id, i]));
+    const values = await repo.latestMetricValues(this.db, experimentId, key);
+    const dir = o.ascending ? 1 : -1;
+    values.sort((a, b) => (a.value - b.value) * dir || rank.get(a.runId)! - rank.get(b.runId)!);
+    // Runs without the metric (or with NaN, which no index holds) come last, newest first.
+    const have = new Set(values.map((v) => v.runId));
+    return [...values.map((v) => v.runId), ...newest.filter((id) => !have.has(id))];
+  }
+
+  /** Reads only the runs of the requested page from ids already in order. */
+  private async pageOverOrderedIds(
+    ids: string[],
     view: ViewType,
     offset: number,
     maxResults: number,
+    orderBy: OrderByClause[],
   ): Promise<SearchRunsResult> {
-    const ids = await repo.runIdsNewestFirst(this.db, experimentId);
     const out: Run[] = [];
     let skipped = 0;
-    let i = 0;
+    let more = false;
     const chunk = Math.max(maxResults, 100);
-    // Walk in chunks; `offset` counts matching runs already returned on earlier pages.
-    while (i < ids.length && out.length < maxResults) {
-      const recs = await repo.getRunRecords(this.db, ids.slice(i, i + chunk));
-      i += chunk;
-      for (const rec of recs) {
+    // `offset` counts runs of the view already returned on earlier pages.
+    outer: for (let i = 0; i < ids.length; i += chunk) {
+      for (const rec of await repo.getRunRecords(this.db, ids.slice(i, i + chunk))) {
         if (!viewMatches(rec.lifecycleStage, view)) continue;
         if (skipped < offset) {
           skipped++;
           continue;
         }
-        if (out.length < maxResults) out.push(repo.runOf(rec));
+        if (out.length === maxResults) {
+          more = true;
+          break outer;
+        }
+        out.push(repo.runOf(rec));
       }
     }
-    out.sort(runComparator([]));
-    let more = false;
-    if (out.length === maxResults) {
-      // Is there at least one more matching run after this page?
-      const consumedIds = new Set(out.map((r) => r.info.runId));
-      const lastIndex = ids.findIndex((id) => id === out[out.length - 1]!.info.runId);
-      for (let j = lastIndex + 1; j < ids.length && !more; j += chunk) {
-        const recs = await repo.getRunRecords(this.db, ids.slice(j, j + chunk));
-        more = recs.some((r) => !consumedIds.has(r.runId) && viewMatches(r.lifecycleStage, view));
-      }
-    }
+    // Runs that started in the same millisecond may come from the index in either order.
+    out.sort(runComparator(orderBy));
     return { runs: out, nextPageToken: more ? encodePageToken(offset + maxResults) : null };
   }
 

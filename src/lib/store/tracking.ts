@@ -413,6 +413,20 @@ export async function runIdsNewestFirst(db: AnyDB, experimentId: string): Promis
   return ids.reverse();
 }
 
+/** The latest value of `key` for every run of an experiment that has one (NaN excluded). */
+export async function latestMetricValues(
+  db: AnyDB,
+  experimentId: string,
+  key: string,
+): Promise<LatestMetricRecord[]> {
+  const range = IDBKeyRange.bound([experimentId, key, -Infinity], [experimentId, key, Infinity]);
+  return (await db.getAllFromIndex(
+    'latestMetrics',
+    'experimentKeyValue',
+    range,
+  )) as LatestMetricRecord[];
+}
+
 /** Every metric point of `key` for several runs (compare charts), one range read per run. */
 export async function getMetricHistories(
   db: AnyDB,
