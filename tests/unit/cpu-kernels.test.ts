@@ -92,7 +92,7 @@ function refInt8(
       for (let i = b * 32; i < Math.min(kDim, b * 32 + 32); i++)
         amax = Math.max(amax, Math.abs(x[r * kDim + i]!));
       const scale = Math.fround(amax / 127);
-      const inv = scale !== 0 ? Math.fround(1 / scale) : 0;
+      const inv = amax !== 0 ? Math.fround(127 / amax) : 0;
       xs[b] = scale;
       for (let i = b * 32; i < Math.min(kDim, b * 32 + 32); i++)
         q[i] = Math.max(-127, Math.min(127, roundHalfEven(Math.fround(x[r * kDim + i]! * inv))));
@@ -329,8 +329,40 @@ describe('norms, rotary, attention, MLP', () => {
     const scratch = arena.alloc(cap * 4);
     const [pq, pk, pv] = [put(q), put(kc), put(vc)];
     // Heads in two ranges, as threads split them.
-    k.attention(pq, pk, pv, out, m, past, heads, kvHeads, hs, cap, scale, 0, 1, scratch);
-    k.attention(pq, pk, pv, out, m, past, heads, kvHeads, hs, cap, scale, 1, heads, scratch);
+    k.attention(
+      pq,
+      heads * hs,
+      pk,
+      pv,
+      out,
+      m,
+      past,
+      heads,
+      kvHeads,
+      hs,
+      cap,
+      scale,
+      0,
+      1,
+      scratch,
+    );
+    k.attention(
+      pq,
+      heads * hs,
+      pk,
+      pv,
+      out,
+      m,
+      past,
+      heads,
+      kvHeads,
+      hs,
+      cap,
+      scale,
+      1,
+      heads,
+      scratch,
+    );
     expectClose(arena.f32(out, m * heads * hs), expected, 1e-5);
   });
 

@@ -41,7 +41,9 @@ export function quantizeRows(x: usize, m: i32, k: i32, xq: usize, xs: usize, xc:
         if (v > amax) amax = v;
       }
       const scale: f32 = amax / 127;
-      const inv: f32 = scale != 0 ? <f32>1 / scale : 0;
+      // 127 / amax rather than 1 / scale, as onnxruntime (MLAS) computes it: the two differ in the
+      // last bit for some amax, which moves values that sit on a rounding boundary.
+      const inv: f32 = amax != 0 ? <f32>127 / amax : 0;
       const blk = r * nb + b;
       const out = xq + <usize>blk * QB;
       let sum: i32 = 0;
