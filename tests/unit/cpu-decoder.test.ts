@@ -190,7 +190,7 @@ describe('CPU decoder through the generation loop', () => {
     const ids = Array.from({ length: 150 }, (_, i) => 300 + ((i * 37) % 200));
     const batched = await engine.lm.forward(ids);
     await engine.lm.reset();
-    let single = new Float32Array(0);
+    let single: Float32Array = new Float32Array(0);
     for (const id of ids) single = await engine.lm.forward([id]);
     expect(maxAbsDiff(batched, single)).toBeLessThan(1e-4);
   });
