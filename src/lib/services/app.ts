@@ -4,6 +4,7 @@
  */
 import { getDatabase } from '../store/db.ts';
 import { TrackingClient } from './tracking.ts';
+import { RegistryClient } from './registry.ts';
 
 let tracking: Promise<TrackingClient> | undefined;
 
@@ -14,9 +15,19 @@ export function getTracking(): Promise<TrackingClient> {
   return tracking;
 }
 
+let registry: Promise<RegistryClient> | undefined;
+
+/** The model registry client of this page (same database, opened on first use). */
+export function getRegistry(): Promise<RegistryClient> {
+  registry ??= getDatabase().then((db) => new RegistryClient(db));
+  registry.catch(() => (registry = undefined));
+  return registry;
+}
+
 if (typeof addEventListener === 'function') {
   // Another tab upgraded the schema and our connection was closed: reopen on next use.
   addEventListener('tabflow:db-upgrade', () => (tracking = undefined));
+  addEventListener('tabflow:db-upgrade', () => (registry = undefined));
 }
 
 /**
@@ -27,5 +38,5 @@ if (
   typeof location !== 'undefined' &&
   (import.meta.env.MODE !== 'production' || new URLSearchParams(location.search).has('test'))
 ) {
-  (globalThis as unknown as { tabflowTest?: unknown }).tabflowTest = { getTracking };
+  (globalThis as unknown as { tabflowTest?: unknown }).tabflowTest = { getTracking, getRegistry };
 }
