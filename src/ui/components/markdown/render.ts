@@ -1,7 +1,15 @@
 import { Marked } from 'marked';
 import DOMPurify from 'dompurify';
 
-const marked = new Marked({ gfm: true, breaks: false, async: false });
+const marked = new Marked({
+  gfm: true,
+  breaks: false,
+  async: false,
+  // Headings in a description sit under the page's own h1 and section h2.
+  walkTokens(token) {
+    if (token.type === 'heading') token.depth = Math.min(6, token.depth + 2);
+  },
+});
 
 let hooked = false;
 function purifier(): typeof DOMPurify {
