@@ -42,6 +42,7 @@ import {
   toFloat32,
   type TensorRead,
 } from './weights.ts';
+import { browserThread, CONTROL_INTS, ThreadPool, type ThreadHandle } from './threads.ts';
 
 export interface CpuEngineOptions {
   /** `auto` (default): relaxed SIMD where this engine validates it, else SIMD128. */
@@ -55,6 +56,13 @@ export interface CpuEngineOptions {
   maxContext?: number;
   /** Web layout weight file; default q4 (fp32 scales) when present, else q4f16. */
   webDtype?: 'q4' | 'q4f16';
+  /**
+   * Threads sharing the work (rows of each matmul, heads of attention), the engine's own
+   * included; more than 1 needs a shared memory (a cross-origin isolated page). Default 1.
+   */
+  threads?: number;
+  /** Starts one helper thread; default: a module worker (browsers). */
+  spawnThread?: () => ThreadHandle;
   loadKernel?: KernelLoader;
   onProgress?: LoadProgress;
 }
@@ -182,8 +190,9 @@ export async function loadCpuEngine(
 
   const g = await recogniseModel(files, graphPath);
   const tokenizer = await loadTokenizer(files);
+  const threads = Math.max(1, Math.floor(opts.threads ?? 1));
   const kernels = await compileKernels(opts.loadKernel ?? fetchKernel, {
-    shared: false,
+    shared: threads > 1,
     variant: opts.variant ?? 'auto',
   });
   const activations = opts.activations ?? 'int8';
@@ -192,6 +201,8 @@ export async function loadCpuEngine(
     activations,
     contextLimit: Math.min(configContext, g.maxPositions, opts.maxContext ?? Infinity),
     onProgress: opts.onProgress,
+    threads,
+    spawnThread: opts.spawnThread ?? browserThread,
   });
   return {
     lm,
@@ -204,7 +215,7 @@ export async function loadCpuEngine(
     cpu: {
       variant: kernels.variant,
       activations,
-      threads: 1,
+      threads,
       contextCapacity: lm.contextLength,
       wasmBytes: lm.wasmBytes,
       weightBytesPerToken: lm.weightBytesPerToken,
@@ -247,6 +258,7 @@ export class CpuCausalLM implements CausalLM {
     >,
     private readonly activations: 'int8' | 'f32',
     readonly weightBytesPerToken: number,
+    private readonly pool: ThreadPool | null,
   ) {}
 
   static async create(
@@ -254,7 +266,13 @@ export class CpuCausalLM implements CausalLM {
     dir: string,
     g: Phi3Graph,
     kernels: KernelSet,
-    o: { activations: 'int8' | 'f32'; contextLimit: number; onProgress?: LoadProgress | undefined },
+    o: {
+      activations: 'int8' | 'f32';
+      contextLimit: number;
+      onProgress?: LoadProgress | undefined;
+      threads: number;
+      spawnThread: () => ThreadHandle;
+    },
   ): Promise<CpuCausalLM> {
     const H = g.hidden;
     const hs = g.headSize;
@@ -276,11 +294,12 @@ export class CpuCausalLM implements CausalLM {
       4 * (CHUNK * (3 * H + qkvN + 3 * I) + g.vocab) +
       CHUNK * nbMax * (qb + 8) +
       (o.activations === 'f32' ? CHUNK * nbMax * 128 : 0) +
-      64 * 16;
+      64 * 16 +
+      CONTROL_INTS * 4;
     const kvPerToken = g.layers.length * 2 * g.kvHeads * hs * 4;
     const fixed = PAGE + weightBytes + smallBytes + scratchBytes;
     const room = MAX_PAGES * PAGE - HEADROOM - fixed;
-    const fits = Math.floor(room / (kvPerToken + 4));
+    const fits = Math.floor(room / (kvPerToken + 4 * o.threads));
     const capacity = Math.min(o.contextLimit, fits);
     if (!(capacity >= 16)) {
       throw new InferenceError(
@@ -288,7 +307,7 @@ export class CpuCausalLM implements CausalLM {
         `The model needs ${(fixed / 2 ** 30).toFixed(2)} GiB of wasm memory before its KV cache; wasm32 has 4 GiB`,
       );
     }
-    const total = fixed + capacity * (kvPerToken + 4);
+    const total = fixed + capacity * (kvPerToken + 4 * o.threads);
     const memory = createMemory(Math.ceil(total / PAGE), kernels.shared);
     const arena = new Arena(memory);
     const k = instantiateKernels(kernels, memory);
@@ -362,12 +381,26 @@ export class CpuCausalLM implements CausalLM {
       xc: arena.alloc(CHUNK * nbMax * 4),
       xf: o.activations === 'f32' ? arena.alloc(CHUNK * nbMax * 128) : 0,
       logits: arena.alloc(g.vocab * 4),
-      scores: arena.alloc(capacity * 4),
+      scores: arena.alloc(capacity * 4 * o.threads),
+      control: arena.alloc(CONTROL_INTS * 4),
     };
 
     await readTensors(files, dir, reads, (file) => progressFor(file, o.onProgress)!);
     if (embed.length !== g.vocab * H) {
       throw new InferenceError('load-failed', `${g.embed.name}: expected ${g.vocab} x ${H} values`);
+    }
+    let pool: ThreadPool | null = null;
+    if (o.threads > 1) {
+      const helpers: ThreadHandle[] = [];
+      try {
+        for (let i = 1; i < o.threads; i++) helpers.push(o.spawnThread());
+        pool = await ThreadPool.start(k, kernels, memory, bufs.control, helpers);
+      } catch (e) {
+        for (const t of helpers) t.terminate();
+        throw new InferenceError('load-failed', `CPU decoder threads: ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
     }
     return new CpuCausalLM(
       g,
@@ -383,6 +416,7 @@ export class CpuCausalLM implements CausalLM {
       bufs,
       o.activations,
       weightBytes,
+      pool,
     );
   }
 
@@ -397,12 +431,15 @@ export class CpuCausalLM implements CausalLM {
   /** y[m, n] = x[m, k] W; x at `input` (m rows of k floats). */
   private matmul(w: MatW, input: number, m: number, out: number): void {
     const b = this.bufs;
+    const p = this.pool;
     if (this.activations === 'f32') {
       this.k.deinterleaveRows(input, m, w.k, b.xf);
-      this.k.matmulQ4F32(w.w, w.s, b.xf, m, w.nb, 0, w.n, out, w.n);
+      if (p) p.matmulQ4F32(w.w, w.s, b.xf, m, w.nb, w.n, out, w.n);
+      else this.k.matmulQ4F32(w.w, w.s, b.xf, m, w.nb, 0, w.n, out, w.n);
     } else {
       this.k.quantizeRows(input, m, w.k, b.xq, b.xs, b.xc);
-      this.k.matmulQ4(w.w, w.s, b.xq, b.xs, b.xc, m, w.nb, 0, w.n, out, w.n);
+      if (p) p.matmulQ4(w.w, w.s, b.xq, b.xs, b.xc, m, w.nb, w.n, out, w.n);
+      else this.k.matmulQ4(w.w, w.s, b.xq, b.xs, b.xc, m, w.nb, 0, w.n, out, w.n);
     }
   }
 
@@ -478,7 +515,7 @@ export class CpuCausalLM implements CausalLM {
           vc.set(qkv.subarray(vFrom, vFrom + hs), (h * cap + t) * hs);
         }
       }
-      k.attention(
+      const attnArgs = [
         b.qkv,
         qkvN,
         L.kCache,
@@ -490,11 +527,9 @@ export class CpuCausalLM implements CausalLM {
         g.kvHeads,
         hs,
         cap,
-        g.scale,
-        0,
-        g.heads,
-        b.scores,
-      );
+      ] as const;
+      if (this.pool) this.pool.attention(...attnArgs, g.scale, b.scores);
+      else k.attention(...attnArgs, g.scale, 0, g.heads, b.scores);
       this.matmul(L.o, b.attn, m, b.proj);
       k.addRmsNorm(b.x, b.proj, L.postNorm, b.normed, m, H, g.eps);
       this.matmul(L.gateUp, b.normed, m, b.gateUp);
@@ -515,6 +550,7 @@ export class CpuCausalLM implements CausalLM {
   }
 
   async dispose(): Promise<void> {
+    if (!this.disposed) this.pool?.stop();
     this.disposed = true;
     this.past = 0;
   }
