@@ -90,7 +90,7 @@ describe('database migrations', () => {
       'tagKV',
     ]);
     expect([...tx.objectStore('latestMetrics').indexNames]).toEqual(['experimentKeyValue']);
-    expect([...tx.objectStore('metricHistory').indexNames]).toEqual(['runKeyStep']);
+    expect(tx.objectStore('metricHistory').keyPath).toEqual(['runId', 'key', 'seq']);
     expect(tx.objectStore('experiments').index('name').unique).toBe(true);
     await tx.done;
     db.close();

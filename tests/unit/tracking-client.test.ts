@@ -191,6 +191,40 @@ describe('params, metrics and tags', () => {
     });
   });
 
+  it('keeps long histories across chunk boundaries, in step order, also as arrays', async () => {
+    const c = await client();
+    const r = await c.startRun({ experimentId: await c.createExperiment('e') });
+    // 10,500 points, logged newest step first in uneven batches, with one duplicate.
+    const n = 10_500;
+    const points = Array.from({ length: n }, (_, i) => ({
+      key: 'loss',
+      value: i / n,
+      step: n - 1 - i,
+      timestamp: i,
+    }));
+    points.push({ ...points[0]! });
+    for (let i = 0; i < points.length; i += 700)
+      await c.logBatch(r.runId, { metrics: points.slice(i, i + 700) });
+    expect(await c.db.count('metricHistory')).toBe(Math.ceil((n + 1) / 4096));
+    const hist = await c.getMetricHistory(r.runId, 'loss');
+    expect(hist).toHaveLength(n + 1);
+    expect(hist[0]).toEqual({ key: 'loss', value: (n - 1) / n, step: 0, timestamp: n - 1 });
+    expect(hist[n - 1]).toEqual(hist[n]);
+    for (let i = 1; i < hist.length; i++)
+      expect(hist[i]!.step).toBeGreaterThanOrEqual(hist[i - 1]!.step);
+    const series = await c.getMetricSeries(r.runId, 'loss');
+    expect(series.values).toBeInstanceOf(Float64Array);
+    expect(Array.from(series.steps.subarray(0, 3))).toEqual([0, 1, 2]);
+    expect((await c.getRun(r.runId)).metrics['loss']).toEqual({
+      key: 'loss',
+      value: 0,
+      step: n - 1,
+      timestamp: 0,
+    });
+    const both = await c.getMetricSeriesForRuns([r.runId], 'loss');
+    expect(both.get(r.runId)!.values.length).toBe(n + 1);
+  });
+
   it('applies MLflow batch limits', async () => {
     const c = await client();
     const r = await c.startRun({ experimentId: await c.createExperiment('e') });

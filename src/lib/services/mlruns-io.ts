@@ -303,8 +303,8 @@ export async function importMlruns(
         rec.metrics = latestOf(r.metrics);
         rec.inputs = r.inputs;
         bundle.runs.push(rec);
-        for (const points of Object.values(r.metrics)) {
-          for (const p of points) bundle.history.push({ runId: r.info.runId, ...p });
+        for (const [key, points] of Object.entries(r.metrics)) {
+          bundle.history.push(...repo.packChunks(r.info.runId, key, points));
           metricPoints += points.length;
         }
         for (const [path, bytes] of r.artifacts) {

@@ -558,6 +558,23 @@ export class TrackingClient {
     return repo.getMetricHistory(this.db, runId, key);
   }
 
+  /**
+   * One metric's history as parallel Float64Arrays (steps, timestamps, values) in (step,
+   * timestamp) order: what a chart needs for 100k points without making 100k objects.
+   */
+  async getMetricSeries(runId: string, key: string): Promise<repo.MetricSeries> {
+    if (!(await repo.getRunRecord(this.db, runId))) throw notFound(`Run '${runId}' not found`);
+    return repo.getMetricSeries(this.db, runId, key);
+  }
+
+  /** getMetricSeries for several runs at once (overlaid charts on the compare page). */
+  async getMetricSeriesForRuns(
+    runIds: readonly string[],
+    key: string,
+  ): Promise<Map<string, repo.MetricSeries>> {
+    return repo.getMetricSeriesForRuns(this.db, runIds, key);
+  }
+
   /** One metric's history for several runs at once (compare view, overlaid charts). */
   async getMetricHistories(runIds: readonly string[], key: string): Promise<Map<string, Metric[]>> {
     return repo.getMetricHistories(this.db, runIds, key);
@@ -864,6 +881,7 @@ export class TrackingClient {
 }
 
 export type { OrderByClause };
+export type { MetricSeries } from '../store/tracking.ts';
 
 const MIME: Record<string, string> = {
   txt: 'text/plain',

@@ -43,8 +43,120 @@ export interface LatestMetricRecord extends Metric {
   experimentId: string;
 }
 
-export interface HistoryRecord extends Metric {
+/** Points per metric history chunk. */
+export const CHUNK_POINTS = 4096;
+
+/** A run of consecutive logged points of one metric, in the order they were logged. */
+export interface MetricChunk {
   runId: string;
+  key: string;
+  seq: number;
+  steps: Float64Array;
+  timestamps: Float64Array;
+  values: Float64Array;
+}
+
+/** One metric's history as parallel arrays (charts read these without making point objects). */
+export interface MetricSeries {
+  steps: Float64Array;
+  timestamps: Float64Array;
+  values: Float64Array;
+}
+
+function chunkRange(runId: string, key: string): IDBKeyRange {
+  return IDBKeyRange.bound([runId, key, -Infinity], [runId, key, Infinity]);
+}
+
+function runChunkRange(runId: string): IDBKeyRange {
+  return IDBKeyRange.bound([runId], [runId, []]);
+}
+
+function concatSeries(chunks: MetricChunk[]): MetricSeries {
+  let n = 0;
+  for (const c of chunks) n += c.values.length;
+  const out: MetricSeries = {
+    steps: new Float64Array(n),
+    timestamps: new Float64Array(n),
+    values: new Float64Array(n),
+  };
+  let off = 0;
+  for (const c of chunks) {
+    out.steps.set(c.steps, off);
+    out.timestamps.set(c.timestamps, off);
+    out.values.set(c.values, off);
+    off += c.values.length;
+  }
+  return out;
+}
+
+/** Sorts a series by (step, timestamp), keeping log order among equal points. */
+export function sortSeries(s: MetricSeries): MetricSeries {
+  const n = s.values.length;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) {
+    const ds = s.steps[i]! - s.steps[i - 1]!;
+    sorted = ds > 0 || (ds === 0 && s.timestamps[i]! >= s.timestamps[i - 1]!);
+  }
+  if (sorted) return s;
+  const idx = Array.from({ length: n }, (_, i) => i);
+  idx.sort((a, b) => s.steps[a]! - s.steps[b]! || s.timestamps[a]! - s.timestamps[b]! || a - b);
+  const out: MetricSeries = {
+    steps: new Float64Array(n),
+    timestamps: new Float64Array(n),
+    values: new Float64Array(n),
+  };
+  idx.forEach((j, i) => {
+    out.steps[i] = s.steps[j]!;
+    out.timestamps[i] = s.timestamps[j]!;
+    out.values[i] = s.values[j]!;
+  });
+  return out;
+}
+
+function seriesToMetrics(key: string, s: MetricSeries): Metric[] {
+  const out: Metric[] = new Array(s.values.length);
+  for (let i = 0; i < s.values.length; i++) {
+    out[i] = { key, value: s.values[i]!, timestamp: s.timestamps[i]!, step: s.steps[i]! };
+  }
+  return out;
+}
+
+/** Packs points (in log order) into chunks numbered from `firstSeq`. */
+export function packChunks(
+  runId: string,
+  key: string,
+  points: readonly Metric[],
+  firstSeq = 0,
+): MetricChunk[] {
+  const out: MetricChunk[] = [];
+  for (let i = 0, seq = firstSeq; i < points.length; i += CHUNK_POINTS, seq++) {
+    const part = points.slice(i, i + CHUNK_POINTS);
+    out.push({
+      runId,
+      key,
+      seq,
+      steps: Float64Array.from(part, (p) => p.step),
+      timestamps: Float64Array.from(part, (p) => p.timestamp),
+      values: Float64Array.from(part, (p) => p.value),
+    });
+  }
+  return out;
+}
+
+function appendToChunk(c: MetricChunk, points: readonly Metric[]): MetricChunk {
+  const n = c.values.length;
+  const grow = (a: Float64Array, pick: (p: Metric) => number) => {
+    const b = new Float64Array(n + points.length);
+    b.set(a);
+    points.forEach((p, i) => (b[n + i] = pick(p)));
+    return b;
+  };
+  return {
+    ...c,
+    steps: grow(c.steps, (p) => p.step),
+    timestamps: grow(c.timestamps, (p) => p.timestamp),
+    values: grow(c.values, (p) => p.value),
+  };
 }
 
 export interface ArtifactRecord {
@@ -283,14 +395,34 @@ export async function writeBatch(db: AnyDB, runId: string, batch: BatchWrite): P
   const latest = tx.objectStore('latestMetrics');
   const changed = new Set<string>();
   const ops: Promise<unknown>[] = [];
+  const byKey = new Map<string, Metric[]>();
   for (const m of batch.metrics) {
     const point: Metric = { key: m.key, value: m.value, timestamp: m.timestamp, step: m.step };
-    ops.push(history.add({ runId, ...point } satisfies HistoryRecord));
+    let list = byKey.get(m.key);
+    if (!list) byKey.set(m.key, (list = []));
+    list.push(point);
     if (isNewer(point, rec.metrics[m.key])) {
       rec.metrics[m.key] = point;
       changed.add(m.key);
     }
   }
+  // Append to the last chunk of each key, then open new chunks.
+  const tails = await Promise.all(
+    [...byKey.keys()].map(async (key) => {
+      const cursor = await history.openCursor(chunkRange(runId, key), 'prev');
+      return cursor?.value as MetricChunk | undefined;
+    }),
+  );
+  [...byKey.entries()].forEach(([key, points], i) => {
+    const tail = tails[i];
+    let rest = points;
+    if (tail && tail.values.length < CHUNK_POINTS) {
+      const room = CHUNK_POINTS - tail.values.length;
+      ops.push(history.put(appendToChunk(tail, rest.slice(0, room))));
+      rest = rest.slice(room);
+    }
+    for (const c of packChunks(runId, key, rest, tail ? tail.seq + 1 : 0)) ops.push(history.put(c));
+  });
   for (const key of changed) {
     const m = rec.metrics[key]!;
     ops.push(
@@ -305,23 +437,18 @@ export async function writeBatch(db: AnyDB, runId: string, batch: BatchWrite): P
   return rec;
 }
 
-export async function getMetricHistory(db: AnyDB, runId: string, key: string): Promise<Metric[]> {
-  const range = IDBKeyRange.bound([runId, key], [runId, key, []]);
-  const rows = (await db.getAllFromIndex('metricHistory', 'runKeyStep', range)) as HistoryRecord[];
-  return rows.map((r) => ({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step }));
+/** One metric's history as parallel arrays, in (step, timestamp) order. */
+export async function getMetricSeries(
+  db: AnyDB,
+  runId: string,
+  key: string,
+): Promise<MetricSeries> {
+  const chunks = (await db.getAll('metricHistory', chunkRange(runId, key))) as MetricChunk[];
+  return sortSeries(concatSeries(chunks));
 }
 
-/** All metric points of a run, grouped by key, in (step, timestamp) order. */
-export async function getRunHistories(db: AnyDB, runId: string): Promise<Map<string, Metric[]>> {
-  const range = IDBKeyRange.bound([runId], [runId, []]);
-  const rows = (await db.getAllFromIndex('metricHistory', 'runKeyStep', range)) as HistoryRecord[];
-  const out = new Map<string, Metric[]>();
-  for (const r of rows) {
-    let list = out.get(r.key);
-    if (!list) out.set(r.key, (list = []));
-    list.push({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step });
-  }
-  return out;
+export async function getMetricHistory(db: AnyDB, runId: string, key: string): Promise<Metric[]> {
+  return seriesToMetrics(key, await getMetricSeries(db, runId, key));
 }
 
 /** All metric points of a run by key, in the order they were logged (for export). */
@@ -329,22 +456,16 @@ export async function getRunHistoriesInLogOrder(
   db: AnyDB,
   runId: string,
 ): Promise<Map<string, Metric[]>> {
-  const range = IDBKeyRange.bound([runId], [runId, []]);
-  const tx = db.transaction('metricHistory');
-  const index = tx.objectStore('metricHistory').index('runKeyStep');
-  const [rows, keys] = await Promise.all([
-    index.getAll(range) as Promise<HistoryRecord[]>,
-    index.getAllKeys(range) as Promise<number[]>,
-  ]);
-  await tx.done;
-  const order = rows.map((_, i) => i).sort((a, b) => keys[a]! - keys[b]!);
-  const out = new Map<string, Metric[]>();
-  for (const i of order) {
-    const r = rows[i]!;
-    let list = out.get(r.key);
-    if (!list) out.set(r.key, (list = []));
-    list.push({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step });
+  // Chunks come back in [key, seq] order, and points inside a chunk are in log order.
+  const chunks = (await db.getAll('metricHistory', runChunkRange(runId))) as MetricChunk[];
+  const byKey = new Map<string, MetricChunk[]>();
+  for (const c of chunks) {
+    let list = byKey.get(c.key);
+    if (!list) byKey.set(c.key, (list = []));
+    list.push(c);
   }
+  const out = new Map<string, Metric[]>();
+  for (const [key, list] of byKey) out.set(key, seriesToMetrics(key, concatSeries(list)));
   return out;
 }
 
@@ -427,29 +548,30 @@ export async function latestMetricValues(
   )) as LatestMetricRecord[];
 }
 
-/** Every metric point of `key` for several runs (compare charts), one range read per run. */
+/** One metric's history for several runs (compare charts), in (step, timestamp) order. */
+export async function getMetricSeriesForRuns(
+  db: AnyDB,
+  runIds: readonly string[],
+  key: string,
+): Promise<Map<string, MetricSeries>> {
+  const tx = db.transaction('metricHistory');
+  const store = tx.objectStore('metricHistory');
+  const lists = await Promise.all(
+    runIds.map((runId) => store.getAll(chunkRange(runId, key)) as Promise<MetricChunk[]>),
+  );
+  await tx.done;
+  const out = new Map<string, MetricSeries>();
+  runIds.forEach((runId, i) => out.set(runId, sortSeries(concatSeries(lists[i]!))));
+  return out;
+}
+
 export async function getMetricHistories(
   db: AnyDB,
   runIds: readonly string[],
   key: string,
 ): Promise<Map<string, Metric[]>> {
-  const tx = db.transaction('metricHistory');
-  const index = tx.objectStore('metricHistory').index('runKeyStep');
-  const lists = await Promise.all(
-    runIds.map(
-      (runId) =>
-        index.getAll(IDBKeyRange.bound([runId, key], [runId, key, []])) as Promise<HistoryRecord[]>,
-    ),
-  );
-  await tx.done;
-  const out = new Map<string, Metric[]>();
-  runIds.forEach((runId, i) => {
-    out.set(
-      runId,
-      lists[i]!.map((r) => ({ key: r.key, value: r.value, timestamp: r.timestamp, step: r.step })),
-    );
-  });
-  return out;
+  const series = await getMetricSeriesForRuns(db, runIds, key);
+  return new Map([...series].map(([runId, s]) => [runId, seriesToMetrics(key, s)]));
 }
 
 // ---------------- artifacts ----------------
@@ -500,7 +622,8 @@ export async function getMlrunsFiles(db: AnyDB, experimentId: string): Promise<M
 export interface ImportBundle {
   experiments: Experiment[];
   runs: RunRecord[];
-  history: HistoryRecord[];
+  /** Metric history already packed into chunks (see packChunks). */
+  history: MetricChunk[];
   artifacts: ArtifactRecord[];
   files: MlrunsFileRecord[];
   /** Experiments whose existing data is removed first (import with replace). */
@@ -513,12 +636,7 @@ async function deleteExperimentData(tx: IDBTransactionLike, experimentId: string
   for (const runId of runIds) {
     await runs.delete(runId);
     await tx.objectStore('latestMetrics').delete(IDBKeyRange.bound([runId, ''], [runId, '\uffff']));
-    const hist = tx.objectStore('metricHistory');
-    let c = await hist.index('runKeyStep').openKeyCursor(IDBKeyRange.bound([runId], [runId, []]));
-    while (c) {
-      await hist.delete(c.primaryKey);
-      c = await c.continue();
-    }
+    await tx.objectStore('metricHistory').delete(runChunkRange(runId));
     await tx.objectStore('artifacts').delete(IDBKeyRange.bound([runId, ''], [runId, '\uffff']));
   }
   const files = tx.objectStore('mlrunsFiles');
@@ -554,7 +672,7 @@ export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void
       }
     }
     const hist = tx.objectStore('metricHistory');
-    for (const h of bundle.history) ops.push(hist.add(h));
+    for (const h of bundle.history) ops.push(hist.put(h));
     const arts = tx.objectStore('artifacts');
     for (const a of bundle.artifacts) ops.push(arts.put(a));
     const files = tx.objectStore('mlrunsFiles');
