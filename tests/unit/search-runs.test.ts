@@ -150,6 +150,58 @@ describe('searchRuns', () => {
     }
   });
 
+  it('answers every metric comparison from the index exactly as evaluating each run would', async () => {
+    const all = (await c.searchRuns({ experimentIds: [exp], maxResults: 1000, runViewType: 'ALL' }))
+      .runs;
+    for (const op of ['=', '!=', '<', '<=', '>', '>='] as const) {
+      for (const v of [-1, 0, 0.5, 1, 2, 3]) {
+        const res = await c.searchRuns({
+          experimentIds: [exp],
+          filter: `metrics.tie ${op} ${v}`,
+          runViewType: 'ALL',
+          maxResults: 1000,
+        });
+        const expected = all.filter((r) => {
+          const x = r.metrics['tie']?.value;
+          if (x === undefined) return false;
+          return op === '='
+            ? x === v
+            : op === '!='
+              ? x !== v
+              : op === '<'
+                ? x < v
+                : op === '<='
+                  ? x <= v
+                  : op === '>'
+                    ? x > v
+                    : x >= v;
+        });
+        expect(res.runs.map((r) => r.info.runId).sort(), `tie ${op} ${v}`).toEqual(
+          expected.map((r) => r.info.runId).sort(),
+        );
+      }
+    }
+  });
+
+  it('moves a run in the metric index when its latest value changes', async () => {
+    const [a, b] = [runIds[1]!, runIds[2]!];
+    await c.logMetric(a, 'mv', 1, { step: 0, timestamp: 1 });
+    await c.logMetric(b, 'mv', 2, { step: 0, timestamp: 1 });
+    await c.logMetric(a, 'mv', 7, { step: 9, timestamp: 9 });
+    await c.logMetric(a, 'mv', 6, { step: 8, timestamp: 9 }); // an older step: not the latest
+    const big = await c.searchRuns({ experimentIds: [exp], filter: 'metrics.mv >= 5' });
+    expect(big.runs.map((r) => [r.info.runId, r.metrics['mv']?.value])).toEqual([[a, 7]]);
+    expect((await c.searchRuns({ experimentIds: [exp], filter: 'metrics.mv = 1' })).runs).toEqual(
+      [],
+    );
+    const order = await c.searchRuns({
+      experimentIds: [exp],
+      orderBy: ['metrics.mv DESC'],
+      maxResults: 2,
+    });
+    expect(order.runs.map((r) => r.info.runId)).toEqual([a, b]);
+  });
+
   it('honours run view types', async () => {
     const deleted = await c.searchRuns({ experimentIds: [exp], runViewType: 'DELETED_ONLY' });
     expect(names(deleted.runs)).toEqual([

@@ -38,9 +38,15 @@ export interface RunRecord extends RunInfo {
   tagIndex: string[];
 }
 
-export interface LatestMetricRecord extends Metric {
-  runId: string;
-  experimentId: string;
+/**
+ * `latestMetrics` holds keys only: [experimentId, metric key, latest value, runId] -> runId.
+ * A metric comparison or a sort by a metric is then one key-range read, with no record fetched.
+ * NaN is not a valid key, so runs whose latest value is NaN are absent (they sort last anyway).
+ */
+export type LatestMetricKey = [string, string, number, string];
+
+function latestKey(experimentId: string, m: Metric, runId: string): LatestMetricKey | null {
+  return Number.isNaN(m.value) ? null : [experimentId, m.key, m.value, runId];
 }
 
 /** Points per metric history chunk. */
@@ -394,6 +400,8 @@ export async function writeBatch(db: AnyDB, runId: string, batch: BatchWrite): P
   const history = tx.objectStore('metricHistory');
   const latest = tx.objectStore('latestMetrics');
   const changed = new Set<string>();
+  /** The latest point of each key before this batch, whose key in latestMetrics goes away. */
+  const replaced = new Map<string, Metric>();
   const ops: Promise<unknown>[] = [];
   const byKey = new Map<string, Metric[]>();
   for (const m of batch.metrics) {
@@ -401,7 +409,9 @@ export async function writeBatch(db: AnyDB, runId: string, batch: BatchWrite): P
     let list = byKey.get(m.key);
     if (!list) byKey.set(m.key, (list = []));
     list.push(point);
-    if (isNewer(point, rec.metrics[m.key])) {
+    const prev = rec.metrics[m.key];
+    if (isNewer(point, prev)) {
+      if (prev && !replaced.has(m.key)) replaced.set(m.key, prev);
       rec.metrics[m.key] = point;
       changed.add(m.key);
     }
@@ -424,10 +434,11 @@ export async function writeBatch(db: AnyDB, runId: string, batch: BatchWrite): P
     for (const c of packChunks(runId, key, rest, tail ? tail.seq + 1 : 0)) ops.push(history.put(c));
   });
   for (const key of changed) {
-    const m = rec.metrics[key]!;
-    ops.push(
-      latest.put({ runId, experimentId: rec.experimentId, ...m } satisfies LatestMetricRecord),
-    );
+    const old = replaced.get(key);
+    const oldKey = old && latestKey(rec.experimentId, old, runId);
+    if (oldKey) ops.push(latest.delete(oldKey));
+    const newKey = latestKey(rec.experimentId, rec.metrics[key]!, runId);
+    if (newKey) ops.push(latest.put(runId, newKey));
   }
   const tag = batch.tags.find((t) => t.key === 'mlflow.runName');
   if (tag) rec.runName = tag.value;
@@ -514,14 +525,16 @@ export async function runIdsByMetricRange(
   key: string,
   r: NumberRange,
 ): Promise<string[]> {
-  const lo = [experimentId, key, r.lower ?? -Infinity];
-  const hi = [experimentId, key, r.upper ?? Infinity];
-  const range = IDBKeyRange.bound(lo, hi, r.lowerOpen ?? false, r.upperOpen ?? false);
-  const keys = (await db.getAllKeysFromIndex('latestMetrics', 'experimentKeyValue', range)) as [
-    string,
-    string,
-  ][];
-  return keys.map((k) => k[0]);
+  // [.., value] sorts before [.., value, runId]: an open lower bound must skip past every runId.
+  const lo = r.lowerOpen
+    ? [experimentId, key, r.lower!, []]
+    : [experimentId, key, r.lower ?? -Infinity];
+  const hi = r.upperOpen
+    ? [experimentId, key, r.upper!]
+    : [experimentId, key, r.upper ?? Infinity, []];
+  const range = IDBKeyRange.bound(lo, hi, false, r.upperOpen ?? false);
+  const keys = (await db.getAllKeys('latestMetrics', range)) as LatestMetricKey[];
+  return keys.map((k) => k[3]);
 }
 
 /**
@@ -539,13 +552,13 @@ export async function latestMetricValues(
   db: AnyDB,
   experimentId: string,
   key: string,
-): Promise<LatestMetricRecord[]> {
-  const range = IDBKeyRange.bound([experimentId, key, -Infinity], [experimentId, key, Infinity]);
-  return (await db.getAllFromIndex(
-    'latestMetrics',
-    'experimentKeyValue',
-    range,
-  )) as LatestMetricRecord[];
+): Promise<{ runId: string; value: number }[]> {
+  const range = IDBKeyRange.bound(
+    [experimentId, key, -Infinity],
+    [experimentId, key, Infinity, []],
+  );
+  const keys = (await db.getAllKeys('latestMetrics', range)) as LatestMetricKey[];
+  return keys.map((k) => ({ runId: k[3], value: k[2] }));
 }
 
 /** One metric's history for several runs (compare charts), in (step, timestamp) order. */
@@ -633,9 +646,11 @@ export interface ImportBundle {
 async function deleteExperimentData(tx: IDBTransactionLike, experimentId: string): Promise<void> {
   const runs = tx.objectStore('runs');
   const runIds = (await runs.index('experimentId').getAllKeys(experimentId)) as string[];
+  await tx
+    .objectStore('latestMetrics')
+    .delete(IDBKeyRange.bound([experimentId], [experimentId, []]));
   for (const runId of runIds) {
     await runs.delete(runId);
-    await tx.objectStore('latestMetrics').delete(IDBKeyRange.bound([runId, ''], [runId, '\uffff']));
     await tx.objectStore('metricHistory').delete(runChunkRange(runId));
     await tx.objectStore('artifacts').delete(IDBKeyRange.bound([runId, ''], [runId, '\uffff']));
   }
@@ -662,13 +677,8 @@ export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void
       reindex(r);
       ops.push(runs.add(r));
       for (const m of Object.values(r.metrics)) {
-        ops.push(
-          latest.put({
-            runId: r.runId,
-            experimentId: r.experimentId,
-            ...m,
-          } satisfies LatestMetricRecord),
-        );
+        const k = latestKey(r.experimentId, m, r.runId);
+        if (k) ops.push(latest.put(r.runId, k));
       }
     }
     const hist = tx.objectStore('metricHistory');
