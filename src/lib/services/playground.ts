@@ -495,7 +495,8 @@ export class PlaygroundAutolog {
     ctx: SessionContext,
   ): Promise<void> {
     const runId = await this.ensureRun(conv, ctx);
-    const step = conv.messages.filter((m) => m.runId === runId && m !== answer).length;
+    // Steps only grow: a regenerated answer gets a new step, it does not overwrite the old one.
+    const step = (await this.tracking.listArtifacts(runId, COMPLETIONS_DIR)).length;
     answer.runId = runId;
     answer.step = step;
     const s = answer.stats;

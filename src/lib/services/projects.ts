@@ -617,7 +617,16 @@ async function digestOf(text: string): Promise<string> {
  */
 export async function runEvaluation(opts: RunEvaluationOptions): Promise<EvaluationResult> {
   const { tracking, project, target } = opts;
-  const prep = prepareEvaluation(project, opts.entryPoint, opts.values, target.kind);
+  let values = opts.values;
+  if (opts.resumeRunId) {
+    // A resumed run goes on with the parameter values it was started with.
+    const logged = (await tracking.getRun(opts.resumeRunId)).params;
+    const declared = projectSpec(project).entryPoints.find((e) => e.name === opts.entryPoint);
+    values = { ...opts.values };
+    for (const p of declared?.parameters ?? [])
+      if (p.name in logged) values[p.name] = logged[p.name];
+  }
+  const prep = prepareEvaluation(project, opts.entryPoint, values, target.kind);
   const every = opts.checkpointEvery ?? 5;
   let runId: string;
   let rows: EvalRow[] = [];
