@@ -63,15 +63,26 @@ async function snapshot(page: Page, experimentId: string): Promise<unknown> {
   return page.evaluate(async (experimentId) => {
     const t = await (globalThis as unknown as { tabflowTest: TestHook }).tabflowTest.getTracking();
     const exp = await t.getExperiment(experimentId);
-    const { runs } = await t.searchRuns({ experimentIds: [experimentId], orderBy: ['attributes.run_name ASC'] });
+    const { runs } = await t.searchRuns({
+      experimentIds: [experimentId],
+      orderBy: ['attributes.run_name ASC'],
+    });
     const out = [];
     for (const r of runs) {
       const history: Record<string, unknown> = {};
-      for (const k of Object.keys(r.metrics)) history[k] = await t.getMetricHistory(r.info.runId, k);
+      for (const k of Object.keys(r.metrics))
+        history[k] = await t.getMetricHistory(r.info.runId, k);
       const artifacts = await t.listArtifacts(r.info.runId);
       const files: Record<string, string> = {};
-      for (const a of artifacts) if (!a.isDir) files[a.path] = await t.readArtifactText(r.info.runId, a.path);
-      out.push({ info: { ...r.info, artifactUri: undefined }, params: r.params, tags: r.tags, history, files });
+      for (const a of artifacts)
+        if (!a.isDir) files[a.path] = await t.readArtifactText(r.info.runId, a.path);
+      out.push({
+        info: { ...r.info, artifactUri: undefined },
+        params: r.params,
+        tags: r.tags,
+        history,
+        files,
+      });
     }
     return { name: exp.name, tags: exp.tags, runs: out };
   }, experimentId);
@@ -87,7 +98,9 @@ async function importZip(page: Page, zip: Uint8Array): Promise<void> {
   });
 }
 
-test('a bad file aborts the import with its name and line, and stores nothing', async ({ page }) => {
+test('a bad file aborts the import with its name and line, and stores nothing', async ({
+  page,
+}) => {
   await openWithHook(page);
   await importZip(page, mlrunsZip(true));
   const error = page.getByTestId('import-error');
@@ -103,11 +116,16 @@ test('a bad file aborts the import with its name and line, and stores nothing', 
   expect(count).toBe(0);
 });
 
-test('import an mlruns zip, see its runs, export it and re-import the same data', async ({ page, browser }) => {
+test('import an mlruns zip, see its runs, export it and re-import the same data', async ({
+  page,
+  browser,
+}) => {
   await page.setViewportSize({ width: 1280, height: 800 });
   await openWithHook(page);
   await importZip(page, mlrunsZip());
-  await expect(page.getByTestId('import-result')).toContainText('Imported 2 experiments, 2 runs, 4 metric points');
+  await expect(page.getByTestId('import-result')).toContainText(
+    'Imported 2 experiments, 2 runs, 4 metric points',
+  );
   await page.getByRole('dialog').getByRole('button', { name: 'Done' }).click();
   await expect(page.getByTestId('experiments-table')).toContainText('imported-sweep');
 
@@ -136,7 +154,9 @@ test('import an mlruns zip, see its runs, export it and re-import the same data'
   const fresh = await other.newPage();
   await openWithHook(fresh);
   await importZip(fresh, new Uint8Array(exported));
-  await expect(fresh.getByTestId('import-result')).toContainText('Imported 1 experiment, 2 runs, 4 metric points');
+  await expect(fresh.getByTestId('import-result')).toContainText(
+    'Imported 1 experiment, 2 runs, 4 metric points',
+  );
   expect(await snapshot(fresh, EXP)).toEqual(before);
   await other.close();
 });
