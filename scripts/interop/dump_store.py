@@ -213,7 +213,9 @@ def dump(uri):
     for name in sorted(names):
         rm = client.get_registered_model(name)
         versions = []
-        for v in client.search_model_versions(f"name = '{name}'"):
+        for found in client.search_model_versions(f"name = '{name}'"):
+            # The SQL store's search leaves aliases empty; get_model_version fills them.
+            v = client.get_model_version(name, found.version)
             versions.append(
                 {
                     "version": str(v.version),

@@ -1,0 +1,110 @@
+// MLflow's own database (mlflow.db), written by real Python MLflow 3.x and 2.x, imported through
+// sql.js: the app shows the experiments, runs, params, tags, metric histories, registered models,
+// versions and aliases that MlflowClient reports on the same file.
+import 'fake-indexeddb/auto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/lib/store/db.ts';
+import { TrackingClient } from '../../src/lib/services/tracking.ts';
+import { RegistryClient } from '../../src/lib/services/registry.ts';
+import { MlflowDbError, importMlflowDb, loadSqlJs } from '../../src/lib/services/mlflow-db.ts';
+import { dumpApp, type StoreDump } from './support/app-view.ts';
+import {
+  PY,
+  removeTempDirs,
+  runPython,
+  runPythonJson,
+  tempDir,
+  type Flavour,
+} from './support/python.ts';
+
+afterAll(removeTempDirs);
+
+describe.each(['mlflow3', 'mlflow2'] as Flavour[])('an mlflow.db written by %s', (flavour) => {
+  const available = Boolean(PY[flavour]);
+  let dbFile = '';
+  let truth: StoreDump;
+
+  beforeAll(async () => {
+    if (!available) return;
+    const dir = tempDir(`mlflow-db-${flavour}`);
+    dbFile = join(dir, 'mlflow.db');
+    const uri = `sqlite:///${dbFile}`;
+    await runPythonJson(flavour, 'write_store.py', [uri, join(dir, 'artifacts')]);
+    const truthPath = join(dir, 'truth.json');
+    await runPython(flavour, 'dump_store.py', ['dump', uri, '--out', truthPath]);
+    truth = JSON.parse(readFileSync(truthPath, 'utf8')) as StoreDump;
+  });
+
+  it.skipIf(!available)(
+    'imports experiments, runs, params, tags, metric histories, registered models, versions and aliases as MlflowClient reports them',
+    async () => {
+      const db = await openDatabase({ name: `interop-mlflow-db-${flavour}` });
+      const result = await importMlflowDb(db, new Uint8Array(readFileSync(dbFile)));
+      expect(result.runs).toBe(truth.runs.length);
+
+      const app = await dumpApp(new TrackingClient(db));
+      expect(app.experiments).toEqual(truth.experiments);
+      // Artifacts live under each experiment's artifact location, not in the database.
+      const withoutArtifacts = (runs: StoreDump['runs']) => runs.map(({ artifacts: _, ...r }) => r);
+      expect(withoutArtifacts(app.runs)).toEqual(withoutArtifacts(truth.runs));
+      expect(app.runs.find((r) => r.run_name === 'to-delete')?.lifecycle_stage).toBe('deleted');
+
+      const reg = new RegistryClient(db);
+      for (const want of truth.registered_models) {
+        const got = await reg.getRegisteredModel(want.name);
+        expect(got.description, want.name).toBe(want.description ?? '');
+        expect(got.tags, want.name).toEqual(want.tags);
+        expect(got.aliases, want.name).toEqual(want.aliases);
+        expect(got.creationTimestamp, want.name).toBe(want.creation_timestamp);
+        const versions = await reg.listModelVersions(want.name);
+        expect(
+          versions
+            .map((v) => ({
+              version: v.version,
+              source: v.source,
+              run_id: v.runId || null,
+              current_stage: v.currentStage,
+              status: v.status,
+              description: v.description || null,
+              tags: v.tags,
+              aliases: [...v.aliases].sort(),
+              creation_timestamp: v.creationTimestamp,
+            }))
+            .sort((a, b) => Number(a.version) - Number(b.version)),
+          want.name,
+        ).toEqual(
+          want.versions.map((v) => ({
+            version: v.version,
+            source: v.source,
+            run_id: v.run_id,
+            current_stage: v.current_stage,
+            status: v.status,
+            description: v.description,
+            tags: v.tags,
+            aliases: v.aliases,
+            creation_timestamp: v.creation_timestamp,
+          })),
+        );
+      }
+      expect(truth.registered_models.map((m) => m.name)).toEqual(['interop-echo', 'interop-empty']);
+    },
+  );
+
+  it.skipIf(!available)(
+    'refuses a database whose alembic revision it does not know, naming the revision, and writes nothing',
+    async () => {
+      const SQL = await loadSqlJs();
+      const copy = new SQL.Database(new Uint8Array(readFileSync(dbFile)));
+      copy.run("UPDATE alembic_version SET version_num = 'fffffffffff0'");
+      const bytes = copy.export();
+      copy.close();
+      const db = await openDatabase({ name: `interop-mlflow-db-refuse-${flavour}` });
+      const err = await importMlflowDb(db, bytes, { fileName: 'future.db' }).catch((e) => e);
+      expect(err).toBeInstanceOf(MlflowDbError);
+      expect(String(err.message)).toMatch(/future\.db: alembic_version is 'fffffffffff0'/);
+      expect(await new TrackingClient(db).listExperiments({ viewType: 'ALL' })).toEqual([]);
+    },
+  );
+});
