@@ -16,7 +16,11 @@ test('a transformers llm/v1/chat model zip imports, shows the chat signature, an
   page,
 }) => {
   const seed = await buildChatModelZip();
-  await importThroughUi(page, { zip: seed.path }, 'phi3-chat', '1');
+  mkdirSync(shots, { recursive: true });
+  await page.setViewportSize({ width: 1200, height: 800 });
+  await importThroughUi(page, { zip: seed.path }, 'phi3-chat', '1', {
+    screenshot: `${shots}/models-import-dialog.png`,
+  });
 
   // The chat signature: messages in (an array of objects with a required role), OpenAI choices out.
   const inputs = page.getByTestId('signature-inputs');
@@ -52,8 +56,6 @@ test('a transformers llm/v1/chat model zip imports, shows the chat signature, an
     '#/playground?model=phi3-chat&version=1',
   );
   expect(await seriousA11yViolations(page)).toEqual([]);
-  mkdirSync(shots, { recursive: true });
-  await page.setViewportSize({ width: 1200, height: 900 });
   await page.screenshot({ path: `${shots}/models-version-chat.png`, fullPage: true });
 
   // Export: every file comes back exactly as it went in.

@@ -17,12 +17,14 @@ export async function importThroughUi(
   source: { zip: string } | { folder: string },
   name: string,
   expectedVersion: string,
+  opts: { screenshot?: string } = {},
 ) {
   const dialog = await openImportDialog(page);
   if ('zip' in source) await dialog.getByLabel('Model zip file').setInputFiles(source.zip);
   else await dialog.getByLabel('Model folder').setInputFiles(source.folder);
   await expect(dialog.getByTestId('import-preview')).toBeVisible();
   await dialog.getByLabel('Register as').fill(name);
+  if (opts.screenshot) await page.screenshot({ path: opts.screenshot });
   await dialog.getByRole('button', { name: 'Import', exact: true }).click();
   await expect(page.locator('main')).toHaveAttribute('data-page', 'model-version', {
     timeout: 60_000,
