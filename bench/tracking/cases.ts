@@ -69,12 +69,22 @@ async function logging(o: BenchOptions, log: (s: string) => void): Promise<void>
       await c2.logBatch(r2.runId, { metrics: points.slice(i, i + 1000) });
     }
   });
+  const r3 = await c2.startRun({ experimentId: (await c2.getRun(r2.runId)).info.experimentId });
+  const buffered = await time(async () => {
+    const buf = c2.metricBuffer(r3.runId);
+    for (const p of points) buf.log(p.key, p.value, { step: p.step, timestamp: p.timestamp });
+    await buf.flush();
+  });
   log(`metric logging, ${o.points.toLocaleString('en-US')} points`);
   log(`  floor (one array, one transaction):   ${fmt(floor.ms)}  ${rate(o.points, floor.ms)}`);
   log(
     `  logBatch x ${Math.ceil(o.points / 1000)} (1000 points each):  ${fmt(batched.ms)}  ${rate(o.points, batched.ms)}`,
   );
   log(`  batched time / floor time: ${(batched.ms / floor.ms).toFixed(2)}x`);
+  log(
+    `  metricBuffer (10000-point writes):     ${fmt(buffered.ms)}  ${rate(o.points, buffered.ms)}`,
+  );
+  log(`  buffered time / floor time: ${(buffered.ms / floor.ms).toFixed(2)}x`);
   const hist = await time(() => c2.getMetricHistory(r2.runId, 'm0'));
   log(`  read one metric's history as objects (${hist.value.length} points): ${fmt(hist.ms)}`);
   const series = await time(() => c2.getMetricSeries(r2.runId, 'm0'));

@@ -4,6 +4,7 @@ import { openDatabase } from '../../src/lib/store/db.ts';
 import { TrackingClient } from '../../src/lib/services/tracking.ts';
 import { MlflowError } from '../../src/lib/mlflow/errors.ts';
 import { onStoreChange, type StoreChange } from '../../src/lib/services/events.ts';
+import { CHUNK_POINTS } from '../../src/lib/store/tracking.ts';
 
 let n = 0;
 async function client(): Promise<TrackingClient> {
@@ -205,7 +206,7 @@ describe('params, metrics and tags', () => {
     points.push({ ...points[0]! });
     for (let i = 0; i < points.length; i += 700)
       await c.logBatch(r.runId, { metrics: points.slice(i, i + 700) });
-    expect(await c.db.count('metricHistory')).toBe(Math.ceil((n + 1) / 4096));
+    expect(await c.db.count('metricHistory')).toBe(Math.ceil((n + 1) / CHUNK_POINTS));
     const hist = await c.getMetricHistory(r.runId, 'loss');
     expect(hist).toHaveLength(n + 1);
     expect(hist[0]).toEqual({ key: 'loss', value: (n - 1) / n, step: 0, timestamp: n - 1 });
@@ -223,6 +224,24 @@ describe('params, metrics and tags', () => {
     });
     const both = await c.getMetricSeriesForRuns([r.runId], 'loss');
     expect(both.get(r.runId)!.values.length).toBe(n + 1);
+  });
+
+  it('buffers metrics from a training loop into large writes', async () => {
+    const c = await client();
+    const r = await c.startRun({ experimentId: await c.createExperiment('e') });
+    const buf = c.metricBuffer(r.runId, { maxPoints: 5000, flushMs: 10 });
+    for (let i = 0; i < 12_345; i++) buf.log(i % 2 ? 'a' : 'b', i, { step: i, timestamp: i });
+    expect(() => buf.log('bad$key', 1)).toThrow(MlflowError);
+    await buf.flush();
+    expect((await c.getMetricHistory(r.runId, 'a')).length).toBe(6172);
+    expect((await c.getRun(r.runId)).metrics['b']?.value).toBe(12_344);
+    buf.log('late', 1);
+    await new Promise((ok) => setTimeout(ok, 50));
+    expect((await c.getRun(r.runId)).metrics['late']?.value).toBe(1);
+    await c.deleteRun(r.runId);
+    buf.log('after-delete', 1);
+    await expect(buf.flush()).rejects.toThrow(/must be in the 'active' state/);
+    expect(() => buf.log('again', 1)).toThrow(/must be in the 'active' state/);
   });
 
   it('applies MLflow batch limits', async () => {

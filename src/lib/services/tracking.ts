@@ -21,6 +21,7 @@ import {
   validateExperimentName,
   validateExperimentTag,
   validateMaxResults,
+  validateMetric,
   validateRunTag,
 } from '../mlflow/validation.ts';
 import {
@@ -214,6 +215,62 @@ function decodePageToken(token: string | null | undefined): number {
 
 function viewMatches(stage: string, view: ViewType): boolean {
   return view === 'ALL' || (view === 'ACTIVE_ONLY' ? stage === 'active' : stage === 'deleted');
+}
+
+/** See TrackingClient.metricBuffer. */
+export class MetricBuffer {
+  private pending: Metric[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+  private readonly validKeys = new Set<string>();
+
+  constructor(
+    private readonly client: TrackingClient,
+    readonly runId: string,
+    private readonly maxPoints: number,
+    private readonly flushMs: number,
+  ) {}
+
+  /** Queues one point; throws at once on an invalid key or value, or if an earlier write failed. */
+  log(key: string, value: number, options: { step?: number; timestamp?: number } = {}): void {
+    if (this.failure) throw this.failure;
+    const m: Metric = {
+      key,
+      value,
+      step: options.step ?? 0,
+      timestamp: options.timestamp ?? Date.now(),
+    };
+    if (
+      !this.validKeys.has(key) ||
+      typeof value !== 'number' ||
+      !Number.isSafeInteger(m.step) ||
+      !Number.isSafeInteger(m.timestamp)
+    ) {
+      validateMetric(m.key, m.value, m.timestamp, m.step);
+      this.validKeys.add(key);
+    }
+    this.pending.push(m);
+    if (this.pending.length >= this.maxPoints) void this.flush().catch(() => undefined);
+    else this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), this.flushMs);
+  }
+
+  /** Writes everything queued so far; resolves once it is stored. */
+  flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length > 0) {
+      this.writing = this.writing.then(() =>
+        this.client.writeValidatedMetrics(this.runId, batch).catch((e: unknown) => {
+          this.failure = e;
+          throw e;
+        }),
+      );
+    }
+    return this.writing;
+  }
 }
 
 const STATUSES: readonly RunStatus[] = ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'];
@@ -482,6 +539,24 @@ export class TrackingClient {
       kind: metrics.length > 0 ? 'metric' : params.length > 0 ? 'param' : 'tag',
       id: runId,
     });
+  }
+
+  /**
+   * A metric logger for training loops: points are validated as they come and written in large
+   * transactions (every `maxPoints` points or `flushMs` milliseconds), like MLflow's asynchronous
+   * logging. One transaction per point is ~100x slower in IndexedDB.
+   */
+  metricBuffer(
+    runId: string,
+    options: { maxPoints?: number; flushMs?: number } = {},
+  ): MetricBuffer {
+    return new MetricBuffer(this, runId, options.maxPoints ?? 10_000, options.flushMs ?? 250);
+  }
+
+  /** @internal Writes points already validated by a MetricBuffer, past log-batch's limit. */
+  async writeValidatedMetrics(runId: string, metrics: Metric[]): Promise<void> {
+    await repo.writeBatch(this.db, runId, { metrics, params: [], tags: [] });
+    emitStoreChange({ kind: 'metric', id: runId });
   }
 
   async logParam(runId: string, key: string, value: ParamValue): Promise<void> {
@@ -756,8 +831,8 @@ export class TrackingClient {
     const offset = decodePageToken(options.pageToken);
 
     if (filter.length === 0 && options.experimentIds.length === 1) {
-      const ids = await this.orderedIdsFromIndex(options.experimentIds[0]!, orderBy);
-      if (ids) return this.pageOverOrderedIds(ids, view, offset, maxResults, orderBy);
+      const ordered = await this.orderedIdsFromIndex(options.experimentIds[0]!, orderBy);
+      if (ordered) return this.pageOverOrderedIds(ordered, view, offset, maxResults, orderBy);
     }
     const runs: Run[] = [];
     for (const experimentId of options.experimentIds) {
@@ -776,44 +851,71 @@ export class TrackingClient {
   /**
    * Run ids in the requested order straight from an index, without reading run records, when the
    * order is the default, start_time, or a single metric. null when an index cannot give it.
+   * `rest` (metric order) yields the runs without the metric, read only if a page reaches them.
    */
   private async orderedIdsFromIndex(
     experimentId: string,
     orderBy: OrderByClause[],
-  ): Promise<string[] | null> {
+  ): Promise<{ ids: string[]; rest?: () => Promise<string[]> } | null> {
     if (orderBy.length > 1) return null;
     const o = orderBy[0];
-    if (!o) return repo.runIdsNewestFirst(this.db, experimentId);
+    if (!o) return { ids: await repo.runIdsNewestFirst(this.db, experimentId) };
     const { type, key } = o.identifier;
     if (type === 'attribute' && key === 'start_time') {
       const ids = await repo.runIdsNewestFirst(this.db, experimentId);
-      return o.ascending ? ids.reverse() : ids;
+      return { ids: o.ascending ? ids.reverse() : ids };
     }
     if (type !== 'metric') return null;
-    const newest = await repo.runIdsNewestFirst(this.db, experimentId);
-    const rank = new Map(newest.map((id, i) => [id, i]));
     const values = await repo.latestMetricValues(this.db, experimentId, key);
     const dir = o.ascending ? 1 : -1;
-    values.sort((a, b) => (a.value - b.value) * dir || rank.get(a.runId)! - rank.get(b.runId)!);
-    // Runs without the metric (or with NaN, which no index holds) come last, newest first.
-    const have = new Set(values.map((v) => v.runId));
-    return [...values.map((v) => v.runId), ...newest.filter((id) => !have.has(id))];
+    values.sort((a, b) => (a.value - b.value) * dir);
+    // Equal values are ordered like MLflow: start_time DESC, then run_id ASC.
+    const tied = new Set<string>();
+    for (let i = 1; i < values.length; i++) {
+      if (values[i]!.value === values[i - 1]!.value)
+        tied.add(values[i]!.runId).add(values[i - 1]!.runId);
+    }
+    if (tied.size > 0) {
+      const start = new Map(
+        (await repo.getRunRecords(this.db, tied)).map((r) => [r.runId, r.startTime]),
+      );
+      values.sort(
+        (a, b) =>
+          (a.value - b.value) * dir ||
+          start.get(b.runId)! - start.get(a.runId)! ||
+          (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0),
+      );
+    }
+    const ids = values.map((v) => v.runId);
+    // Runs without the metric (or with NaN, which the index cannot hold) come last, newest first.
+    const rest = async () => {
+      const have = new Set(ids);
+      return (await repo.runIdsNewestFirst(this.db, experimentId)).filter((id) => !have.has(id));
+    };
+    return { ids, rest };
   }
 
   /** Reads only the runs of the requested page from ids already in order. */
   private async pageOverOrderedIds(
-    ids: string[],
+    ordered: { ids: string[]; rest?: () => Promise<string[]> },
     view: ViewType,
     offset: number,
     maxResults: number,
     orderBy: OrderByClause[],
   ): Promise<SearchRunsResult> {
+    const ids = [...ordered.ids];
+    let rest = ordered.rest;
     const out: Run[] = [];
     let skipped = 0;
     let more = false;
     const chunk = Math.max(maxResults, 100);
     // `offset` counts runs of the view already returned on earlier pages.
-    outer: for (let i = 0; i < ids.length; i += chunk) {
+    outer: for (let i = 0; ; i += chunk) {
+      if (rest && i + chunk > ids.length) {
+        ids.push(...(await rest()));
+        rest = undefined;
+      }
+      if (i >= ids.length) break;
       for (const rec of await repo.getRunRecords(this.db, ids.slice(i, i + chunk))) {
         if (!viewMatches(rec.lifecycleStage, view)) continue;
         if (skipped < offset) {

@@ -50,7 +50,7 @@ function latestKey(experimentId: string, m: Metric, runId: string): LatestMetric
 }
 
 /** Points per metric history chunk. */
-export const CHUNK_POINTS = 4096;
+export const CHUNK_POINTS = 1024;
 
 /** A run of consecutive logged points of one metric, in the order they were logged. */
 export interface MetricChunk {
@@ -367,7 +367,9 @@ export interface BatchWrite {
  * key updated, params checked for immutability, tags overwritten. Either all of it or none.
  */
 export async function writeBatch(db: AnyDB, runId: string, batch: BatchWrite): Promise<RunRecord> {
-  const tx = db.transaction(['runs', 'latestMetrics', 'metricHistory'], 'readwrite');
+  const tx = db.transaction(['runs', 'latestMetrics', 'metricHistory'], 'readwrite', {
+    durability: 'relaxed',
+  });
   const runs = tx.objectStore('runs');
   const fail = async (err: Error): Promise<never> => {
     tx.abort();
