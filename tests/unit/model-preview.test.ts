@@ -4,7 +4,8 @@ import { zipSync } from 'fflate';
 import { previewModelFolder, previewModelZip } from '../../src/lib/services/model-preview.ts';
 
 const MODELS = new URL('../browser/support/models/', import.meta.url);
-const mlmodel = (name: string) => new Uint8Array(readFileSync(new URL(name, MODELS)));
+const mlmodel = (name: string): Uint8Array<ArrayBuffer> =>
+  new Uint8Array(readFileSync(new URL(name, MODELS)));
 const text = (s: string) => new TextEncoder().encode(s);
 
 function zipFile(name: string, files: Record<string, Uint8Array>): File {
@@ -51,7 +52,7 @@ describe('previewing a model before import', () => {
   });
 
   it('reads a picked folder through its relative paths', async () => {
-    const f = (path: string, bytes: Uint8Array) => {
+    const f = (path: string, bytes: Uint8Array<ArrayBuffer>) => {
       const file = new File([bytes], path.split('/').pop()!);
       Object.defineProperty(file, 'webkitRelativePath', { value: path });
       return file;
