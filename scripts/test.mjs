@@ -40,6 +40,10 @@ function readJson(path) {
 
 mkdirSync('test-results', { recursive: true });
 
+// The CPU decoder's WebAssembly kernels are compiled from AssemblyScript (npm only, no system
+// toolchain); type checks, unit tests and the build all need them.
+run('kernels (AssemblyScript → wasm)', 'node', ['scripts/build-kernels.mjs']);
+
 if (want('check')) {
   run('format (prettier --check)', 'npx', ['prettier', '--check', '--log-level', 'warn', '.']);
   run('types (svelte-check)', 'npx', [
