@@ -2,9 +2,10 @@
 // inference worker on WASM: a chat streams, stops, regenerates, and each session is an MLflow
 // run with its params, per-answer metrics and artifacts; "Open in Playground" restores it.
 import { expect, test, type Page } from '@playwright/test';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { buildChatModelZip } from './support/model-zips.ts';
 import { seriousA11yViolations } from './support/axe.ts';
+import { registerZip } from './support/playground.ts';
 
 test.use({ serviceWorkers: 'block' });
 test.setTimeout(240_000);
@@ -24,29 +25,10 @@ interface TrackingHook {
     listArtifacts(runId: string, dir?: string): Promise<{ path: string }[]>;
   }>;
 }
-interface PlaygroundHook {
-  importModelZip(zip: Blob, name: string): Promise<{ name: string; version: number }>;
-}
 declare global {
   interface Window {
     tabflowTest: TrackingHook;
-    tabflowPlaygroundTest: PlaygroundHook;
   }
-}
-
-export async function registerZip(page: Page, path: string, name: string): Promise<void> {
-  const url = `/__fixture-zips/${name}.zip`;
-  await page.route(`**${url}`, (route) =>
-    route.fulfill({ body: readFileSync(path), contentType: 'application/zip' }),
-  );
-  await page.waitForFunction(() => 'tabflowPlaygroundTest' in window);
-  await page.evaluate(
-    async ({ url, name }) => {
-      const blob = await (await fetch(url)).blob();
-      await window.tabflowPlaygroundTest.importModelZip(blob, name);
-    },
-    { url, name },
-  );
 }
 
 async function setParam(page: Page, key: string, value: string) {

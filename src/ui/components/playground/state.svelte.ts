@@ -228,7 +228,7 @@ export class PlaygroundState {
   }
 
   /** A fresh, unsaved conversation; it is stored with its first message. */
-  newConversation(): void {
+  newConversation(opts: { keepDraft?: boolean } = {}): void {
     if (this.streaming) return;
     const prev = this.current;
     this.current = {
@@ -245,7 +245,7 @@ export class PlaygroundState {
       messages: [],
       runIds: [],
     };
-    this.promptDraft = '';
+    if (!opts.keepDraft) this.promptDraft = '';
   }
 
   async rename(id: string, title: string): Promise<void> {
@@ -276,7 +276,7 @@ export class PlaygroundState {
     const s = this.services!;
     let conv = this.current;
     if (!conv) {
-      this.newConversation();
+      this.newConversation({ keepDraft: true });
       conv = this.current!;
     }
     if (!conv.id) {

@@ -1,0 +1,81 @@
+// A prompt session on the tiny Phi-3 in the onnxruntime-genai layout (the seed's custom pyfunc
+// wrapper shape, {prompt} -> string), served in the real worker on WASM.
+import { expect, test } from '@playwright/test';
+import { buildGenaiModelZip } from './support/model-zips.ts';
+import { registerZip } from './support/playground.ts';
+
+test.use({ serviceWorkers: 'block' });
+test.setTimeout(180_000);
+
+test('prompt: raw prompt with the tokenizer chat template, greedy answer, logged as a run', async ({
+  page,
+}) => {
+  const zip = await buildGenaiModelZip();
+  await page.goto('./?test#/playground');
+  await registerZip(page, zip.path, 'phi3-genai');
+  await expect(page.getByTestId('model-select')).toContainText(
+    'phi3-genai · v1 · prompt → string · genai',
+  );
+  await page.getByTestId('backend-select').selectOption('wasm');
+  await page.getByTestId('load-model').click();
+  await expect(page.getByTestId('backend-info')).toContainText('(genai layout, int4)', {
+    timeout: 60_000,
+  });
+  await expect(page.getByRole('tab', { name: 'Prompt' })).toHaveAttribute('aria-selected', 'true');
+
+  await page.getByTestId('insert-template').click();
+  const editor = page.getByTestId('prompt-editor');
+  await expect(editor).toHaveValue(/<\|user\|>\nYour question here<\|end\|>\n<\|assistant\|>\n$/);
+  const prompt =
+    '<|system|>\nYou are brief.<|end|>\n<|user|>\nWhat is MLflow?<|end|>\n<|assistant|>\n';
+  await editor.fill(prompt);
+  await page.getByTestId('param-max_tokens').fill('6');
+  await page.getByTestId('send').click();
+
+  const answer = page.getByTestId('message-assistant');
+  await expect(answer).toHaveCount(1);
+  await expect(answer.getByTestId('answer-stats')).toContainText('6 completion tokens');
+  await expect(page.getByTestId('message-user')).toContainText('What is MLflow?');
+  await answer.getByRole('button', { name: 'View raw JSON' }).click();
+  const raw = JSON.parse(await answer.getByTestId('raw-json').innerText());
+  expect(raw.request).toEqual({
+    inputs: { prompt: [prompt] },
+    params: { max_length: 300, temperature: 0, max_tokens: 6 },
+  });
+  expect(typeof raw.response).toBe('string');
+  const text = raw.response as string;
+
+  // Greedy: regenerating gives the same text.
+  await page.getByTestId('regenerate').click();
+  await expect(answer.getByTestId('answer-stats')).toContainText('run step 1');
+  await answer.getByRole('button', { name: 'View raw JSON' }).click();
+  expect(JSON.parse(await answer.getByTestId('raw-json').innerText()).response).toBe(text);
+
+  const run = await page.evaluate(async () => {
+    const t = await (
+      window as unknown as { tabflowTest: { getTracking(): Promise<any> } }
+    ).tabflowTest.getTracking();
+    const exp = await t.getExperimentByName('phi3-genai');
+    const { runs } = await t.searchRuns({ experimentIds: [exp.experimentId] });
+    const r = runs[0];
+    return {
+      count: runs.length,
+      params: r.params,
+      steps: (await t.getMetricHistory(r.info.runId, 'completion_tokens')).map(
+        (m: { step: number }) => m.step,
+      ),
+      pair: JSON.parse(await t.readArtifactText(r.info.runId, 'completions/0000.json')),
+    };
+  });
+  expect(run.count).toBe(1);
+  expect(run.params).toMatchObject({
+    mode: 'prompt',
+    model_name: 'phi3-genai',
+    max_length: '300',
+    temperature: '0',
+    max_tokens: '6',
+    backend: 'wasm',
+  });
+  expect(run.steps).toEqual([0, 1]);
+  expect(run.pair).toEqual({ request: raw.request, response: text });
+});
