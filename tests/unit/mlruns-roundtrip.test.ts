@@ -8,6 +8,8 @@ import {
   exportMlruns,
   exportMlrunsFiles,
   importMlruns,
+  listLoggedModels,
+  readLoggedModelFiles,
   unzipGuarded,
 } from '../../src/lib/services/mlruns-io.ts';
 import {
@@ -588,6 +590,31 @@ describe('a store written by Python MLflow 3.17', () => {
     const out = unzipToMap(await exportMlruns(db, { experimentIds: res.experimentIds }));
     expect([...out.keys()].sort()).toEqual([...input.keys()].sort());
     for (const [k, v] of input) expect(out.get(k), k).toEqual(v);
+  });
+
+  it('lists the logged model and reads its files', async () => {
+    const db = await freshDb();
+    await importMlruns(db, zip);
+    const models = await listLoggedModels(db, EXP3, { runId: RUN3 });
+    expect(models).toHaveLength(1);
+    expect(models[0]).toMatchObject({
+      modelId: MODEL3,
+      name: 'model',
+      sourceRunId: RUN3,
+      status: 'LOGGED_MODEL_READY',
+      files: ['MLmodel', 'conda.yaml', 'python_env.yaml', 'python_model.pkl', 'requirements.txt'],
+    });
+    const files = await readLoggedModelFiles(db, EXP3, MODEL3);
+    expect(dec.decode(files.get('MLmodel')!)).toContain(`model_id: ${MODEL3}`);
+    expect(await listLoggedModels(db, EXP3, { runId: 'f'.repeat(32) })).toEqual([]);
+  });
+
+  it('takes over an empty Default experiment instead of refusing the import', async () => {
+    const db = await freshDb();
+    const c = new TrackingClient(db);
+    await c.getOrCreateDefaultExperiment();
+    await importMlruns(db, zip);
+    expect((await c.getExperiment('0')).artifactLocation).toBe('file:///home/u/mlruns/0');
   });
 
   it('keeps keys it does not map and the logged model when an entity changes', async () => {

@@ -13,6 +13,8 @@ import { MlflowError } from '../mlflow/errors.ts';
 import {
   readMlruns,
   metaExtras,
+  parseLoggedModelMeta,
+  type LoggedModelMeta,
   writeExperimentFolder,
   EXPERIMENT_META_KEYS,
   RUN_META_KEYS,
@@ -25,7 +27,7 @@ import * as repo from '../store/tracking.ts';
 import { deleteBlob, readBlobBytes, writeBlob } from '../store/blobs.ts';
 import { emitStoreChange } from './events.ts';
 
-export { MlrunsParseError };
+export { MlrunsParseError, type LoggedModelMeta };
 
 export interface ZipLimits {
   /** Most entries a zip may have. */
@@ -219,7 +221,10 @@ export async function importMlruns(
       );
     }
     if (byId) {
-      if (options.onConflict !== 'replace') {
+      // An empty experiment of the same name (typically "Default", id 0, made by a first run
+      // attempt) is simply taken over.
+      const empty = (await repo.getExperimentRuns(db, experimentId)).length === 0;
+      if (options.onConflict !== 'replace' && !(empty && byId.name === name)) {
         throw new MlflowError(
           'RESOURCE_ALREADY_EXISTS',
           `Experiment id ${experimentId} ('${byId.name}') already exists. Import with replace to overwrite it.`,
@@ -429,4 +434,66 @@ export async function exportMlruns(db: AnyDB, options: ExportOptions): Promise<U
     else tree[name] = [bytes, { level: bytes.length > 8 * 1024 * 1024 ? 0 : 6 }];
   }
   return zipSync(tree);
+}
+
+// ---------------- MLflow 3 logged models kept from an import ----------------
+
+async function preservedBytes(db: AnyDB, f: repo.MlrunsFileRecord): Promise<Uint8Array> {
+  return f.bytes ?? (f.blobId ? await readBlobBytes(db, f.blobId) : new Uint8Array());
+}
+
+/**
+ * The MLflow 3 logged models imported with an experiment (`models/<model_id>/`), optionally only
+ * those a given run produced. Their files are kept byte for byte; read them with
+ * readLoggedModelFiles.
+ */
+export async function listLoggedModels(
+  db: AnyDB,
+  experimentId: string,
+  options: { runId?: string } = {},
+): Promise<(LoggedModelMeta & { files: string[] })[]> {
+  const files = await repo.getMlrunsFiles(db, experimentId);
+  const prefix = `${experimentId}/models/`;
+  const byModel = new Map<string, { meta?: repo.MlrunsFileRecord; files: string[] }>();
+  for (const f of files) {
+    if (!f.preserved || !f.path.startsWith(prefix)) continue;
+    const rest = f.path.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    if (slash < 0) continue;
+    const id = rest.slice(0, slash);
+    const sub = rest.slice(slash + 1);
+    let m = byModel.get(id);
+    if (!m) byModel.set(id, (m = { files: [] }));
+    if (sub === 'meta.yaml') m.meta = f;
+    else if (sub.startsWith('artifacts/')) m.files.push(sub.slice('artifacts/'.length));
+  }
+  const out: (LoggedModelMeta & { files: string[] })[] = [];
+  for (const [, m] of byModel) {
+    if (!m.meta) continue;
+    const meta = parseLoggedModelMeta(m.meta.path, await preservedBytes(db, m.meta));
+    if (options.runId && meta.sourceRunId !== options.runId) continue;
+    out.push({ ...meta, files: m.files.sort() });
+  }
+  return out.sort((a, b) => (a.creationTimestamp ?? 0) - (b.creationTimestamp ?? 0));
+}
+
+/** The files of a logged model's `artifacts/` folder (MLmodel, weights...), by relative path. */
+export async function readLoggedModelFiles(
+  db: AnyDB,
+  experimentId: string,
+  modelId: string,
+): Promise<Map<string, Uint8Array>> {
+  const prefix = `${experimentId}/models/${modelId}/artifacts/`;
+  const out = new Map<string, Uint8Array>();
+  for (const f of await repo.getMlrunsFiles(db, experimentId)) {
+    if (f.preserved && f.path.startsWith(prefix))
+      out.set(f.path.slice(prefix.length), await preservedBytes(db, f));
+  }
+  if (out.size === 0) {
+    throw new MlflowError(
+      'RESOURCE_DOES_NOT_EXIST',
+      `No logged model '${modelId}' with files in experiment ${experimentId}`,
+    );
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-export { readMlruns, metaExtras } from './reader.ts';
+export { readMlruns, metaExtras, parseLoggedModelMeta, type LoggedModelMeta } from './reader.ts';
 export {
   writeExperimentFolder,
   EXPERIMENT_META_KEYS,

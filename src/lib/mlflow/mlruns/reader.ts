@@ -395,6 +395,56 @@ function readExperiment(e: ExpFiles): MlrunsExperiment {
   return { experiment, trashed: e.trashed, runs, preserved, originals };
 }
 
+/** An MLflow 3 logged model (`<exp>/models/<model_id>/meta.yaml`). */
+export interface LoggedModelMeta {
+  modelId: string;
+  experimentId: string;
+  name: string;
+  sourceRunId: string | null;
+  status:
+    | 'LOGGED_MODEL_STATUS_UNSPECIFIED'
+    | 'LOGGED_MODEL_PENDING'
+    | 'LOGGED_MODEL_READY'
+    | 'LOGGED_MODEL_UPLOAD_FAILED';
+  statusMessage: string | null;
+  modelType: string | null;
+  artifactLocation: string;
+  creationTimestamp: number | null;
+  lastUpdatedTimestamp: number | null;
+  lifecycleStage: string;
+}
+
+const LOGGED_MODEL_STATUS = [
+  'LOGGED_MODEL_STATUS_UNSPECIFIED',
+  'LOGGED_MODEL_PENDING',
+  'LOGGED_MODEL_READY',
+  'LOGGED_MODEL_UPLOAD_FAILED',
+] as const;
+
+export function parseLoggedModelMeta(file: string, bytes: Uint8Array): LoggedModelMeta {
+  const f = fields(file, bytes);
+  const raw = f.map['status'];
+  const status =
+    typeof raw === 'number' && LOGGED_MODEL_STATUS[raw] !== undefined
+      ? LOGGED_MODEL_STATUS[raw]
+      : typeof raw === 'string' && (LOGGED_MODEL_STATUS as readonly string[]).includes(raw)
+        ? (raw as LoggedModelMeta['status'])
+        : 'LOGGED_MODEL_STATUS_UNSPECIFIED';
+  return {
+    modelId: f.str('model_id'),
+    experimentId: f.str('experiment_id'),
+    name: f.str('name', ''),
+    sourceRunId: f.optStr('source_run_id'),
+    status,
+    statusMessage: f.optStr('status_message'),
+    modelType: f.optStr('model_type'),
+    artifactLocation: f.str('artifact_location', ''),
+    creationTimestamp: f.optInt('creation_timestamp'),
+    lastUpdatedTimestamp: f.optInt('last_updated_timestamp'),
+    lifecycleStage: f.str('lifecycle_stage', 'active'),
+  };
+}
+
 /**
  * The keys of an imported meta.yaml that this code does not map (newer MLflow adds some, e.g.
  * `workspace`), with scalar values, so a rewritten file keeps them.
