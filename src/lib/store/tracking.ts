@@ -193,10 +193,6 @@ export function indexEntry(experimentId: string, key: string, value: string): st
   return `${experimentId}\u0000${key}\u0000${value.slice(0, INDEXED_VALUE_CHARS)}`;
 }
 
-export function isIndexedExactly(value: string): boolean {
-  return value.length <= INDEXED_VALUE_CHARS;
-}
-
 function reindex(rec: RunRecord): void {
   rec.paramIndex = Object.entries(rec.params).map(([k, v]) => indexEntry(rec.experimentId, k, v));
   rec.tagIndex = Object.entries(rec.tags).map(([k, v]) => indexEntry(rec.experimentId, k, v));
@@ -616,6 +612,7 @@ export async function getRunArtifacts(db: AnyDB, runId: string): Promise<Artifac
   return (await db.getAll('artifacts', range)) as ArtifactRecord[];
 }
 
+/** Blob ids that tracking records refer to (for blob garbage collection). */
 export async function getArtifactBlobIds(db: AnyDB): Promise<Set<string>> {
   const recs = (await db.getAll('artifacts')) as ArtifactRecord[];
   const files = (await db.getAll('mlrunsFiles')) as MlrunsFileRecord[];
