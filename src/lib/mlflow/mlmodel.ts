@@ -165,15 +165,33 @@ function expect(
   }
 }
 
+/** An MLmodel file is a few KB; anything this big is refused before parsing (8 MiB of text). */
+export const MAX_MLMODEL_CHARS = 8 * 1024 * 1024;
+
 /** Reads MLmodel text. Errors name the file, the line (for YAML syntax) or the key. */
 export function parseMLmodel(text: string, file = 'MLmodel'): MLmodel {
+  if (text.length > MAX_MLMODEL_CHARS) {
+    throw new MLmodelError(
+      `too large to be an MLmodel file (${text.length} characters; at most ${MAX_MLMODEL_CHARS} are read)`,
+      file,
+    );
+  }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   const firstError = doc.errors[0];
   if (firstError) {
     const line = firstError instanceof YAMLParseError ? firstError.linePos?.[0]?.line : undefined;
     throw new MLmodelError(`not valid YAML (${firstError.message.split('\n')[0]})`, file, line);
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // The yaml package stops alias expansion bombs ("billion laughs") with a ReferenceError.
+    throw new MLmodelError(
+      `YAML aliases expand too far (${e instanceof Error ? e.message : String(e)})`,
+      file,
+    );
+  }
   if (!isObj(raw)) {
     throw new MLmodelError(`expected a YAML mapping at the top level, got ${describe(raw)}`, file);
   }
