@@ -162,6 +162,7 @@ test('chat: streams, stops, regenerates, edits, and is logged as runs that reope
     for (const r of runs) {
       out.push({
         id: r.info.runId,
+        experimentId: exp!.experimentId,
         status: r.info.status,
         params: r.params,
         tags: r.tags,
@@ -202,8 +203,10 @@ test('chat: streams, stops, regenerates, edits, and is logged as runs that reope
   expect(second!.completion[0]!.value).toBe(stoppedTokens);
   expect(second!.first.response.choices[0].message.content.length).toBeGreaterThan(0);
 
-  // Open in Playground from the first run, in a fresh page load.
-  await page.goto(`./?test#/playground?run=${first!.id}`);
+  // Open in Playground from the first run's page, in a fresh page load.
+  await page.goto(`./?test#/experiments/${first!.experimentId}/runs/${first!.id}`);
+  await page.getByRole('link', { name: 'Open in Playground' }).click();
+  await expect(page).toHaveURL(new RegExp(`#/playground\\?run=${first!.id}$`));
   await expect(
     page.getByRole('status').filter({ hasText: `Restored from run ${first!.id}` }),
   ).toBeVisible();
