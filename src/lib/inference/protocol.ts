@@ -23,8 +23,28 @@ export type ModelSource =
 
 /** `web`: the transformers.js layout (config.json + onnx/model_*.onnx). `genai`: onnxruntime-genai. */
 export type ModelLayout = 'web' | 'genai';
-export type BackendPreference = 'webgpu' | 'wasm' | 'auto';
+/**
+ * `auto`: WebGPU where an adapter exists, else the CPU. `wasm`: the CPU: the project's own decoder,
+ * or onnxruntime-web wasm for graphs the decoder refuses. `cpu`: the CPU decoder only (an error
+ * if it refuses the model). `ort-wasm`: stock onnxruntime-web wasm only.
+ */
+export type BackendPreference = 'webgpu' | 'wasm' | 'auto' | 'cpu' | 'ort-wasm';
+/** Where the model runs: `wasm` covers both CPU engines (see ReadyMessage.engine). */
 export type Backend = 'webgpu' | 'wasm';
+/** The engine that serves a loaded model. */
+export type EngineKind = 'onnxruntime-webgpu' | 'onnxruntime-wasm' | 'cpu-decoder';
+
+/** How the CPU decoder serves a model (ReadyMessage.cpu). */
+export interface CpuDecoderInfo {
+  /** `relaxed`: relaxed-SIMD kernels, verified against SIMD128 at start-up; else `simd`. */
+  variant: 'simd' | 'relaxed';
+  /** The start-up check of relaxed SIMD: verified, mismatch, unsupported or not-tried. */
+  relaxedCheck: 'verified' | 'mismatch' | 'unsupported' | 'not-tried';
+  /** Tokens of context the KV cache holds; longer requests fail with `bad-request`. */
+  contextLength: number;
+  /** Bytes of WebAssembly memory the model occupies (weights, KV cache, buffers). */
+  wasmBytes: number;
+}
 /** Web layout weight variant; `auto` picks q4f16 only where the adapter has `shader-f16`. */
 export type WeightDtype = 'q4' | 'q4f16' | 'auto';
 
@@ -138,6 +158,14 @@ export interface ReadyMessage {
   crossOriginIsolated: boolean;
   modelName: string;
   loadMs: number;
+  /** Which engine serves (absent only from workers older than the CPU decoder). */
+  engine?: EngineKind;
+  /** Set when the CPU decoder serves. */
+  cpu?: CpuDecoderInfo;
+  /** Why the CPU decoder refused this model, when onnxruntime-web wasm serves it instead. */
+  cpuRefusal?: string;
+  /** Set when a CPU engine runs one thread only because the page is not cross-origin isolated. */
+  singleThreadReason?: string;
 }
 
 export interface StartMessage {

@@ -1,7 +1,16 @@
 // The inference worker: loads one model at a time and serves generate requests from it.
 // Speaks only the protocol in protocol.ts.
-import type { Engine } from './engine.ts';
-import { chooseBackend, chooseWebDtype, probeWebGpu, wasmThreadCount } from './engines/backend.ts';
+import type { CpuEngine } from './cpu/engine.ts';
+import type { Engine, LoadProgress } from './engine.ts';
+import {
+  chooseBackend,
+  chooseEngine,
+  chooseWebDtype,
+  probeWebGpu,
+  singleThreadReason,
+  wantsWebGpu,
+  wasmThreadCount,
+} from './engines/backend.ts';
 import { filesFromSource } from './engines/files.ts';
 import { loadGenaiEngine } from './engines/ort-genai.ts';
 import { errorText, isOutOfMemory } from './engines/ort-runtime.ts';
@@ -58,26 +67,69 @@ async function unloadEngine(): Promise<void> {
   if (e) await e.dispose().catch(() => undefined);
 }
 
+/** The project's own CPU decoder, or the reason it refuses this model (onnxruntime then serves). */
+async function loadCpu(
+  req: LoadRequest,
+  files: ReturnType<typeof filesFromSource>,
+  onProgress: LoadProgress,
+): Promise<CpuEngine | { refused: string }> {
+  // Loaded on demand: WebGPU sessions never pay for the decoder's module.
+  const cpu = await import('./cpu/engine.ts');
+  try {
+    return await cpu.loadCpuEngine(files, {
+      threads: cpu.defaultThreadCount(),
+      onProgress,
+      ...(req.layout === 'web' && req.dtype !== 'auto' ? { webDtype: req.dtype } : {}),
+    });
+  } catch (e) {
+    if (e instanceof cpu.UnsupportedGraphError || e instanceof cpu.KernelSupportError) {
+      return { refused: e.message };
+    }
+    throw e;
+  }
+}
+
 async function load(req: LoadRequest): Promise<void> {
   const t0 = performance.now();
   await unloadEngine();
   deviceLost = null;
   const files = filesFromSource(req.source, req.modelName);
-  const gpu = req.backend === 'wasm' ? null : await probeWebGpu();
+  const gpu = wantsWebGpu(req.backend) ? await probeWebGpu() : null;
   const backend = chooseBackend(req.backend, gpu);
-  const threads = wasmThreadCount();
-  configureOrt(threads);
+  const choice = chooseEngine(req.backend, gpu);
   const onProgress = (phase: 'fetch' | 'session', file: string, loaded: number, total: number) =>
     post({ type: 'progress', requestId: req.requestId, phase, file, loaded, total });
-  let loaded: Engine;
-  if (req.layout === 'genai') {
-    loaded = await loadGenaiEngine(files, webRuntime(files, backend, threads), onProgress);
-  } else {
-    const dtype = chooseWebDtype(req.dtype, backend, gpu, {
-      q4: await files.has('onnx/model_q4.onnx'),
-      q4f16: await files.has('onnx/model_q4f16.onnx'),
-    });
-    loaded = await loadTransformersEngine(files, { device: backend, dtype, onProgress });
+  let loaded: Engine | null = null;
+  let engineKind = choice.engine;
+  let cpuRefusal: string | undefined;
+  let threads = wasmThreadCount();
+  if (choice.engine === 'cpu-decoder') {
+    const r = await loadCpu(req, files, onProgress);
+    if ('refused' in r) {
+      if (!choice.fallback) {
+        throw new InferenceError(
+          'load-failed',
+          `The CPU decoder cannot serve this model: ${r.refused}`,
+        );
+      }
+      cpuRefusal = r.refused;
+      engineKind = 'onnxruntime-wasm';
+    } else {
+      loaded = r;
+      threads = r.cpu.threads;
+    }
+  }
+  if (!loaded) {
+    configureOrt(threads);
+    if (req.layout === 'genai') {
+      loaded = await loadGenaiEngine(files, webRuntime(files, backend, threads), onProgress);
+    } else {
+      const dtype = chooseWebDtype(req.dtype, backend, gpu, {
+        q4: await files.has('onnx/model_q4.onnx'),
+        q4f16: await files.has('onnx/model_q4f16.onnx'),
+      });
+      loaded = await loadTransformersEngine(files, { device: backend, dtype, onProgress });
+    }
   }
   if (backend === 'webgpu') {
     void watchDeviceLost((message) => {
@@ -93,6 +145,8 @@ async function load(req: LoadRequest): Promise<void> {
   post({ type: 'progress', requestId: req.requestId, phase: 'warmup', loaded: 1, total: 1 });
   engine = loaded;
   generator = new LocalGenerator(loaded);
+  const cpuInfo = 'cpu' in loaded ? (loaded as CpuEngine).cpu : null;
+  const single = backend === 'wasm' ? singleThreadReason(threads) : undefined;
   post({
     type: 'ready',
     requestId: req.requestId,
@@ -105,6 +159,19 @@ async function load(req: LoadRequest): Promise<void> {
       (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
     modelName: req.modelName ?? files.name,
     loadMs: performance.now() - t0,
+    engine: engineKind,
+    ...(cpuInfo
+      ? {
+          cpu: {
+            variant: cpuInfo.variant,
+            relaxedCheck: cpuInfo.relaxed,
+            contextLength: cpuInfo.contextCapacity,
+            wasmBytes: cpuInfo.wasmBytes,
+          },
+        }
+      : {}),
+    ...(cpuRefusal !== undefined ? { cpuRefusal } : {}),
+    ...(single !== undefined ? { singleThreadReason: single } : {}),
   });
 }
 

@@ -220,7 +220,14 @@ export function describeBackend(ready: ReadyMessage): string {
     const name = a ? [a.vendor, a.architecture].filter(Boolean).join(' ') || a.description : '';
     return `WebGPU${name ? ` · ${name}` : ''}${a?.isFallbackAdapter ? ' (software fallback)' : ''}`;
   }
-  return `WASM · ${ready.threads} thread${ready.threads === 1 ? '' : 's'}${ready.crossOriginIsolated ? '' : ' (not isolated)'}`;
+  const base = `WASM · ${ready.threads} thread${ready.threads === 1 ? '' : 's'}${ready.crossOriginIsolated ? '' : ' (not isolated)'}`;
+  const engine =
+    ready.engine === 'cpu-decoder'
+      ? ` · CPU decoder (${ready.cpu?.variant === 'relaxed' ? 'relaxed SIMD' : 'SIMD128'})`
+      : ready.engine === 'onnxruntime-wasm'
+        ? ` · onnxruntime${ready.cpuRefusal ? ` (the CPU decoder refused: ${ready.cpuRefusal})` : ''}`
+        : '';
+  return `${base}${engine}${ready.singleThreadReason ? ` · ${ready.singleThreadReason}` : ''}`;
 }
 
 // ---------------------------------------------------------------- settings

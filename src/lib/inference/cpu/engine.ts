@@ -44,8 +44,16 @@ import {
 } from './weights.ts';
 import { browserThread, CONTROL_INTS, ThreadPool, type ThreadHandle } from './threads.ts';
 
+// What the inference worker needs besides loadCpuEngine, from this one module.
+export { KernelSupportError } from './kernels.ts';
+export { UnsupportedGraphError } from './phi3-graph.ts';
+export { defaultThreadCount } from './threads.ts';
+
 export interface CpuEngineOptions {
-  /** `auto` (default): relaxed SIMD where this engine validates it, else SIMD128. */
+  /**
+   * `auto` (default): relaxed SIMD where this engine has it and it matches SIMD128 on a test
+   * matmul at start-up, else SIMD128.
+   */
   variant?: KernelVariant | 'auto';
   /**
    * `int8` (default) quantises activations per block of 32 like onnxruntime's accuracy level 4;
@@ -69,6 +77,8 @@ export interface CpuEngineOptions {
 
 export interface CpuEngineInfo {
   variant: KernelVariant;
+  /** The start-up check of relaxed SIMD (see KernelSet.relaxed). */
+  relaxed: KernelSet['relaxed'];
   activations: 'int8' | 'f32';
   threads: number;
   /** Tokens the KV cache holds (the engine's context length). */
@@ -214,6 +224,7 @@ export async function loadCpuEngine(
     dispose: () => lm.dispose(),
     cpu: {
       variant: kernels.variant,
+      relaxed: kernels.relaxed,
       activations,
       threads,
       contextCapacity: lm.contextLength,

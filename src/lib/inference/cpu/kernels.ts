@@ -110,37 +110,115 @@ export interface KernelSet {
   readonly variant: KernelVariant;
   readonly shared: boolean;
   readonly module: WebAssembly.Module;
+  /**
+   * What became of relaxed SIMD: `verified` (chosen after matching SIMD128 on a test matmul),
+   * `mismatch` (the engine has it but computed wrong results, so SIMD128 serves), `unsupported`
+   * (the engine rejects the module) or `not-tried` (SIMD128 was asked for).
+   */
+  readonly relaxed: 'verified' | 'mismatch' | 'unsupported' | 'not-tried';
 }
 
-/** Compiles the relaxed variant when this engine validates it, else plain SIMD128. */
+/** This WebAssembly engine cannot run the decoder's kernels at all (no SIMD128). */
+export class KernelSupportError extends Error {
+  override name = 'KernelSupportError';
+}
+
+async function compile(load: KernelLoader, url: URL): Promise<WebAssembly.Module | null> {
+  const bytes = (await load(url)) as BufferSource;
+  return WebAssembly.validate(bytes) ? WebAssembly.compile(bytes) : null;
+}
+
+/**
+ * Runs the quantise + int4 matmul kernels of both builds on the same deterministic data (odd
+ * sizes, a partial last block, extreme nibbles, a zero scale) and compares. The integer dot
+ * products must agree exactly; only the fp32 accumulation may round differently (relaxed_madd
+ * may fuse), hence the small relative tolerance. Node 20's experimental relaxed SIMD, for one,
+ * computed wrong dot products; such an engine gets SIMD128.
+ */
+export function relaxedMatchesSimd(
+  relaxed: WebAssembly.Module,
+  simd: WebAssembly.Module,
+  shared: boolean,
+): boolean {
+  const m = 3;
+  const k = 200; // 7 blocks, the last one partial
+  const n = 13;
+  const nb = Math.ceil(k / 32);
+  const outs: Float32Array[] = [];
+  for (const module of [simd, relaxed]) {
+    const memory = createMemory(8, shared);
+    const kx = instantiateKernels({ module }, memory);
+    const qb = kx.activationBlockBytes();
+    const x = PAGE;
+    const w = x + m * k * 4;
+    const ws = w + n * nb * 16;
+    const xq = ws + n * nb * 4;
+    const xs = xq + m * nb * qb;
+    const xc = xs + m * nb * 4;
+    const out = xc + m * nb * 4;
+    const buf = memory.buffer;
+    const xf = new Float32Array(buf, x, m * k);
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+    for (let i = 0; i < xf.length; i++) xf[i] = i % 37 === 0 ? 100 * rnd() : rnd();
+    const wb = new Uint8Array(buf, w, n * nb * 16);
+    for (let i = 0; i < wb.length; i++) wb[i] = i % 11 === 0 ? 0xf0 : (Math.abs(rnd()) * 256) | 0;
+    const sc = new Float32Array(buf, ws, n * nb);
+    for (let i = 0; i < sc.length; i++) sc[i] = i % 9 === 0 ? 0 : 0.01 + Math.abs(rnd()) * 0.1;
+    kx.quantizeRows(x, m, k, xq, xs, xc);
+    kx.matmulQ4(w, ws, xq, xs, xc, m, nb, 0, n, out, n);
+    outs.push(new Float32Array(buf, out, m * n).slice());
+  }
+  const [a, b] = outs as [Float32Array, Float32Array];
+  let scale = 0;
+  for (const v of a) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < a.length; i++) {
+    if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * scale + 1e-6)) return false;
+  }
+  return scale > 0;
+}
+
+/**
+ * Compiles the relaxed-SIMD build where this engine validates it and it matches the SIMD128 build
+ * on a test matmul (checked at every start-up), else SIMD128.
+ */
 export async function compileKernels(
   load: KernelLoader,
   opts: { shared: boolean; variant?: KernelVariant | 'auto' },
 ): Promise<KernelSet> {
   const want = opts.variant ?? 'auto';
-  if (want !== 'simd') {
-    const bytes = await load(kernelUrl('relaxed', opts.shared));
-    if (WebAssembly.validate(bytes as BufferSource)) {
-      return {
-        variant: 'relaxed',
-        shared: opts.shared,
-        module: await WebAssembly.compile(bytes as BufferSource),
-      };
-    }
-    if (want === 'relaxed') throw new Error('This WebAssembly engine has no relaxed SIMD');
+  const simd = await compile(load, kernelUrl('simd', opts.shared));
+  if (!simd) {
+    throw new KernelSupportError(
+      'This WebAssembly engine has no SIMD128, which the CPU decoder needs',
+    );
   }
-  const bytes = await load(kernelUrl('simd', opts.shared));
-  if (!WebAssembly.validate(bytes as BufferSource)) {
-    throw new Error('This WebAssembly engine has no SIMD128 (needed by the CPU decoder)');
+  if (want === 'simd') {
+    return { variant: 'simd', shared: opts.shared, module: simd, relaxed: 'not-tried' };
   }
-  return {
-    variant: 'simd',
-    shared: opts.shared,
-    module: await WebAssembly.compile(bytes as BufferSource),
-  };
+  const relaxed = await compile(load, kernelUrl('relaxed', opts.shared));
+  const state = !relaxed
+    ? 'unsupported'
+    : relaxedMatchesSimd(relaxed, simd, opts.shared)
+      ? 'verified'
+      : 'mismatch';
+  if (state === 'verified') {
+    return { variant: 'relaxed', shared: opts.shared, module: relaxed!, relaxed: state };
+  }
+  if (want === 'relaxed') {
+    throw new KernelSupportError(
+      state === 'unsupported'
+        ? 'This WebAssembly engine has no relaxed SIMD'
+        : 'This WebAssembly engine has relaxed SIMD but its results differ from SIMD128',
+    );
+  }
+  return { variant: 'simd', shared: opts.shared, module: simd, relaxed: state };
 }
 
-export function instantiateKernels(set: KernelSet, memory: WebAssembly.Memory): KernelExports {
+export function instantiateKernels(
+  set: Pick<KernelSet, 'module'>,
+  memory: WebAssembly.Memory,
+): KernelExports {
   const instance = new WebAssembly.Instance(set.module, { env: { memory } });
   return instance.exports as unknown as KernelExports;
 }

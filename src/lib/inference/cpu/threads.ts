@@ -90,7 +90,7 @@ function runShare(k: KernelExports, c: Int32Array, f: Float32Array, index: numbe
 
 /** The body of a helper thread: call with the init message; returns when told to stop. */
 export function serveThread(init: ThreadInit, post: (message: string) => void): void {
-  const k = instantiateKernels({ module: init.module, shared: true, variant: 'simd' }, init.memory);
+  const k = instantiateKernels({ module: init.module }, init.memory);
   const c = new Int32Array(init.memory.buffer, init.control, CONTROL_INTS);
   const f = new Float32Array(init.memory.buffer, init.control, CONTROL_INTS);
   let seen = Atomics.load(c, GEN);

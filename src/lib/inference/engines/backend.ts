@@ -1,4 +1,10 @@
-import type { AdapterInfo, Backend, BackendPreference, WeightDtype } from '../protocol.ts';
+import type {
+  AdapterInfo,
+  Backend,
+  BackendPreference,
+  EngineKind,
+  WeightDtype,
+} from '../protocol.ts';
 import { InferenceError } from '../protocol.ts';
 
 interface GpuAdapterLike {
@@ -49,7 +55,7 @@ export function wasmThreadCount(): number {
 }
 
 export function chooseBackend(preference: BackendPreference, gpu: AdapterInfo | null): Backend {
-  if (preference === 'wasm') return 'wasm';
+  if (preference === 'wasm' || preference === 'cpu' || preference === 'ort-wasm') return 'wasm';
   if (preference === 'webgpu' && !gpu) {
     throw new InferenceError(
       'load-failed',
@@ -87,4 +93,33 @@ export function chooseWebDtype(
     'load-failed',
     'The model folder has neither onnx/model_q4.onnx nor a q4f16 variant this device can run',
   );
+}
+
+/** Whether a preference can use WebGPU at all (the adapter probe is skipped otherwise). */
+export function wantsWebGpu(preference: BackendPreference): boolean {
+  return preference === 'auto' || preference === 'webgpu';
+}
+
+/**
+ * The engine to try first, and whether onnxruntime-web wasm may take over when the CPU decoder
+ * refuses the model: WebGPU where an adapter exists (or was asked for), else the CPU decoder,
+ * with onnxruntime wasm only for graphs the decoder does not recognise.
+ */
+export function chooseEngine(
+  preference: BackendPreference,
+  gpu: AdapterInfo | null,
+): { engine: EngineKind; fallback: boolean } {
+  if (preference === 'ort-wasm') return { engine: 'onnxruntime-wasm', fallback: false };
+  if (preference === 'cpu') return { engine: 'cpu-decoder', fallback: false };
+  if (chooseBackend(preference, gpu) === 'webgpu') {
+    return { engine: 'onnxruntime-webgpu', fallback: false };
+  }
+  return { engine: 'cpu-decoder', fallback: true };
+}
+
+/** Why a CPU engine runs one thread, if that is only for want of cross-origin isolation. */
+export function singleThreadReason(threads: number): string | undefined {
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  if (threads > 1 || isolated) return undefined;
+  return 'one thread: the page is not cross-origin isolated, so threads cannot share memory';
 }
