@@ -7,8 +7,10 @@ import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { buildChatModelZip } from './support/model-zips.ts';
 import { registerZip } from './support/playground.ts';
+import { seriousA11yViolations } from './support/axe.ts';
 
-test.use({ serviceWorkers: 'block' });
+// bypassCSP: axe-core is injected as an inline script, which the app's CSP forbids.
+test.use({ serviceWorkers: 'block', bypassCSP: true });
 test.setTimeout(300_000);
 
 const CAPITALS = [
@@ -151,6 +153,8 @@ test('evaluation project: 20 rows, runs with a table artifact and metrics, cance
   await page.screenshot({ path: 'test-results/playground-eval-compare.png' });
   if (process.env.UPDATE_SCREENSHOTS)
     await page.screenshot({ path: 'docs/screenshots/playground-eval-compare.png' });
+
+  expect(await seriousA11yViolations(page)).toEqual([]);
 
   // Cancel a long evaluation part-way, then resume it to the end in the same run.
   await page.getByTestId('eval-param-max_tokens').fill('20');

@@ -51,6 +51,9 @@ test('prompt: raw prompt with the tokenizer chat template, greedy answer, logged
   await answer.getByRole('button', { name: 'View raw JSON' }).click();
   expect(JSON.parse(await answer.getByTestId('raw-json').innerText()).response).toBe(text);
 
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.screenshot({ path: 'test-results/playground-prompt.png' });
+
   const run = await page.evaluate(async () => {
     const t = await (
       window as unknown as { tabflowTest: { getTracking(): Promise<any> } }
@@ -78,4 +81,21 @@ test('prompt: raw prompt with the tokenizer chat template, greedy answer, logged
   });
   expect(run.steps).toEqual([0, 1]);
   expect(run.pair).toEqual({ request: raw.request, response: text });
+});
+
+test('backend override: the model loads on WebGPU and the adapter is named', async ({ page }) => {
+  const zip = await buildGenaiModelZip();
+  await page.goto('./?test#/playground');
+  await registerZip(page, zip.path, 'phi3-genai');
+  await page.getByTestId('backend-select').selectOption('webgpu');
+  await page.getByTestId('load-model').click();
+  await expect(page.getByTestId('backend-label')).toContainText(/^WebGPU/, { timeout: 90_000 });
+  await page.getByTestId('prompt-editor').fill('<|user|>\nHello<|end|>\n<|assistant|>\n');
+  await page.getByTestId('param-max_tokens').fill('4');
+  await page.getByTestId('send').click();
+  await expect(page.getByTestId('message-assistant').getByTestId('answer-stats')).toContainText(
+    '4 completion tokens',
+    { timeout: 60_000 },
+  );
+  await page.screenshot({ path: 'test-results/playground-prompt-webgpu.png' });
 });

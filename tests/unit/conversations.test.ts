@@ -36,6 +36,7 @@ import { loadGenaiEngine } from '../../src/lib/inference/engines/ort-genai.ts';
 import { createOrtRuntime, type OrtModule } from '../../src/lib/inference/engines/ort-runtime.ts';
 import { LocalGenerator } from '../../src/lib/inference/local.ts';
 import { ensureTinyPhi3 } from '../helpers/tiny-phi3.ts';
+import { highlightTokens } from '../../src/ui/components/playground/highlight.ts';
 
 function dirFiles(dir: string): ModelFiles {
   const p = (path: string) => join(dir, normalizePath(path));
@@ -347,5 +348,34 @@ describe('prompt evaluation', () => {
     expect(table.data.map((r: unknown[]) => r[0])).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(table.columns.slice(0, 4)).toEqual(['row', 'prompt', 'expected', 'output']);
     db.close();
+  });
+});
+
+describe('code blocks in answers', () => {
+  it('are split into highlighted tokens that join back to the exact text', () => {
+    const py = 'def f(x):\n    return "<b>" + str(x)  # done\n';
+    const tokens = highlightTokens(py, 'python');
+    expect(tokens.map((t) => t.text).join('')).toBe(py);
+    expect(tokens.filter((t) => t.kind === 'keyword').map((t) => t.text)).toEqual([
+      'def',
+      'return',
+    ]);
+    expect(tokens.find((t) => t.kind === 'string')?.text).toBe('"<b>"');
+    expect(tokens.find((t) => t.kind === 'comment')?.text).toBe('# done');
+    const js = 'const n = 42; // the answer\nif (n) { return null; }';
+    const jt = highlightTokens(js, 'ts');
+    expect(jt.map((t) => t.text).join('')).toBe(js);
+    expect(jt.filter((t) => t.kind === 'keyword').map((t) => t.text)).toEqual([
+      'const',
+      'if',
+      'return',
+    ]);
+    expect(jt.find((t) => t.kind === 'number')?.text).toBe('42');
+    expect(jt.find((t) => t.kind === 'literal')?.text).toBe('null');
+    expect(
+      highlightTokens('SELECT a FROM t -- x', 'sql')
+        .filter((t) => t.kind === 'keyword')
+        .map((t) => t.text),
+    ).toEqual(['SELECT', 'FROM']);
   });
 });
