@@ -176,6 +176,10 @@ describe('int4 block-32 matmul', () => {
     [3, 96, 33],
     [2, 1000, 17], // K not a multiple of 32, odd N
     [1, 3072, 9],
+    // Rows in pairs and an odd one left; groups of four blocks and blocks after the last group.
+    [5, 200, 11],
+    [4, 520, 6],
+    [2, 136, 3],
   ];
   for (const [m, kDim, n] of shapes) {
     it(`matches the scalar references for m=${m} K=${kDim} N=${n}`, () => {
