@@ -83,8 +83,6 @@ function hsum(v: v128): f32 {
  * elements, and `hi`, the odd ones) with one block of activations at `px`, as four partial
  * sums in the lanes of an i32x4 (their total is the block's dot product).
  */
-// @ts-ignore: decorator
-@inline
 function blockDot(lo: v128, hi: v128, px: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
     // The nibbles are the 7-bit operand, so the result is the same on every CPU.
@@ -106,24 +104,18 @@ function blockDot(lo: v128, hi: v128, px: usize): v128 {
 }
 
 /** Four blocks' partial sums (lanes of a, b, c, d) to [sum a, sum b, sum c, sum d]. */
-// @ts-ignore: decorator
-@inline
 function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
   const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
   const cd = i32x4.add(i32x4.shuffle(c, d, 0, 4, 1, 5), i32x4.shuffle(c, d, 2, 6, 3, 7));
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
 }
 
-// @ts-ignore: decorator
-@inline
 function fma(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
 /** The integer dot of one block as a scalar, for the blocks after the last group of four. */
-// @ts-ignore: decorator
-@inline
 function blockDotScalar(bytes: v128, px: usize, mask: v128): i32 {
   const d = blockDot(v128.and(bytes, mask), i8x16.shr_u(bytes, 4), px);
   return (
