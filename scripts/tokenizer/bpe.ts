@@ -1,6 +1,6 @@
 // A small Llama-style BPE tokenizer (SentencePiece conventions: spaces become "▁", a "▁" is
-// prepended to the text, unknown characters fall back to <0xNN> byte tokens) with Phi-3's special tokens at
-// their real ids. Trained deterministically on a fixed corpus, so the files never change unless
+// prepended to each piece of text between added tokens, unknown characters fall back to <0xNN>
+// byte tokens) with Phi-3's special tokens at their real ids and flags. Trained deterministically on a fixed corpus, so the files never change unless
 // this code does.
 import { CORPUS } from './corpus.ts';
 
@@ -108,7 +108,27 @@ export function trainBpe(mergeCount = 320, corpus = CORPUS): TrainedBpe {
   return { vocab, merges, learnedCount };
 }
 
-/** tokenizer.json in the Hugging Face `tokenizers` format, shaped like Phi-3's own. */
+/**
+ * The added tokens' flags as microsoft/Phi-3-mini-4k-instruct ships them: the chat markers (and
+ * `</s>`) swallow the whitespace after them (`rstrip`), so `<|user|>\nHi` encodes as
+ * `<|user|>`, `▁Hi`; `</s>` is not special (it is decoded, not skipped).
+ */
+function addedTokenFlags(id: number) {
+  return {
+    single_word: false,
+    lstrip: false,
+    rstrip: id === 2 || (id > 32000 && id <= 32010),
+    normalized: false,
+    special: id !== 2,
+  };
+}
+
+/**
+ * tokenizer.json in the Hugging Face `tokenizers` format, with the same pipeline as Phi-3-mini's
+ * own file: a normalizer that prepends "▁" to every piece of text between added tokens and turns
+ * spaces into "▁" (no pre-tokenizer), a post-processor that adds nothing (no `<s>`), and a decoder
+ * that maps "▁" back to spaces, joins byte tokens and strips the first leading space.
+ */
 export function tokenizerJson(bpe: TrainedBpe): unknown {
   const vocab: Record<string, number> = {};
   bpe.vocab.forEach((t, id) => (vocab[t] = id));
@@ -119,26 +139,21 @@ export function tokenizerJson(bpe: TrainedBpe): unknown {
     added_tokens: PHI3_ADDED_TOKENS.map((t) => ({
       id: t.id,
       content: t.content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
+      ...addedTokenFlags(t.id),
     })),
-    // Non-legacy SentencePiece handling: "▁" is prepended only at the start of the text, not after
-    // every special token, so text between chat markers decodes back exactly.
-    normalizer: null,
-    pre_tokenizer: { type: 'Metaspace', replacement: SPACE, prepend_scheme: 'first', split: false },
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: SPACE },
+        { type: 'Replace', pattern: { String: ' ' }, content: SPACE },
+      ],
+    },
+    pre_tokenizer: null,
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: '<s>', type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '<s>', type_id: 1 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+      single: [{ Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: {},
     },
     decoder: {
       type: 'Sequence',
@@ -165,17 +180,20 @@ export function tokenizerJson(bpe: TrainedBpe): unknown {
 
 export function tokenizerConfigJson(modelMaxLength: number): unknown {
   const decoder: Record<string, unknown> = {};
-  for (const t of PHI3_ADDED_TOKENS)
+  for (const t of PHI3_ADDED_TOKENS) {
+    const { lstrip, normalized, rstrip, single_word, special } = addedTokenFlags(t.id);
     decoder[String(t.id)] = {
       content: t.content,
-      lstrip: false,
-      normalized: false,
-      rstrip: false,
-      single_word: false,
-      special: true,
+      lstrip,
+      normalized,
+      rstrip,
+      single_word,
+      special,
     };
+  }
+  // Phi-3-mini's config: no `<s>` is added (the chat template writes every marker itself).
   return {
-    add_bos_token: true,
+    add_bos_token: false,
     add_eos_token: false,
     added_tokens_decoder: decoder,
     bos_token: '<s>',

@@ -52,8 +52,11 @@ export async function loadTokenizer(files: ModelFiles): Promise<TextTokenizer> {
   const config = (await files.has('tokenizer_config.json'))
     ? await files.text('tokenizer_config.json')
     : null;
+  // A genai folder is read the way onnxruntime-genai reads it (ids and text), any other the
+  // way transformers does.
+  const runtime = (await files.has('genai_config.json')) ? 'onnxruntime-genai' : 'transformers';
   try {
-    return TextTokenizer.fromFiles(json, config);
+    return TextTokenizer.fromFiles(json, config, { runtime });
   } catch (e) {
     throw new InferenceError('load-failed', `${files.name}: ${(e as Error).message}`, { cause: e });
   }
@@ -66,8 +69,8 @@ export function progressFor(file: string, report?: LoadProgress): ByteProgress |
 /** Turns a chat or a raw prompt into token ids. */
 export function promptIds(engine: Engine, input: GenerateInput): number[] {
   if (input.kind === 'chat') return engine.tokenizer.encodeChat(input.messages);
-  // As onnxruntime-genai's tokenizer.encode: the prompt as is, with the tokenizer's own
-  // special-token rules (its post-processor decides about a leading <s>).
+  // As the runtime's tokenizer.encode: the prompt as is, with that runtime's special-token rule
+  // (onnxruntime-genai adds none; transformers follows add_bos_token or the post-processor).
   return engine.tokenizer.encode(input.prompt, { addSpecialTokens: true });
 }
 
@@ -89,6 +92,7 @@ export async function runGeneration(
     promptIds: ids,
     params,
     eosIds: engine.eosIds,
+    trimStart: input.kind === 'chat',
     ...hooks,
   });
 }

@@ -29,6 +29,8 @@ export interface GenerateOptions {
   params: GenerationParams;
   /** Generation ends when one of these is sampled (it is counted, never shown). */
   eosIds: ReadonlySet<number>;
+  /** Drop the answer's leading whitespace (a chat message); a raw prompt's continuation keeps it. */
+  trimStart?: boolean;
   /** Used when neither max_tokens nor max_length is given. */
   defaultMaxTokens?: number;
   onToken?: (event: TokenEvent) => void;
@@ -132,7 +134,7 @@ export async function generate(lm: CausalLM, o: GenerateOptions): Promise<Genera
   let interrupted = false;
 
   for (let index = 0; index < n && !interrupted; index++) {
-    const decoder = new StreamingDecoder(tokenizer);
+    const decoder = new StreamingDecoder(tokenizer, { promptIds, trimStart: o.trimStart });
     const matcher = new StopMatcher(stops);
     const generated: number[] = [];
     const context = [...promptIds];
