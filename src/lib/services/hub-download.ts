@@ -466,6 +466,9 @@ export class HubDownloads {
     };
     if (plan.dtype) rec.dtype = plan.dtype;
     await putDownload(this.db, rec);
+    // Ask the browser not to evict gigabytes of weights under storage pressure (best effort;
+    // Chromium decides without a prompt).
+    void (globalThis.navigator as Navigator | undefined)?.storage?.persist?.().catch(() => false);
     return rec;
   }
 
