@@ -5,6 +5,10 @@
  *   it was).
  * - exportMlruns: experiments/runs -> an `mlruns/` zip. Files imported earlier whose entity has not
  *   changed since are re-emitted byte for byte.
+ * The registry folder (`mlruns/models/`, Python MLflow's registry FileStore) goes with both: its
+ * models, versions, tags and aliases land in the app's Model Registry in the same transaction as
+ * the tracking data, and versions whose files are among the imported run artifacts or MLflow 3
+ * logged models get a copy of those files.
  */
 import { unzipSync, zipSync, type Zippable } from 'fflate';
 import type { AnyDB } from '../store/db.ts';
@@ -22,9 +26,17 @@ import {
   MlrunsParseError,
   type MlrunsExperiment,
   type RunForWriting,
+  readMlrunsRegistry,
+  writeMlrunsRegistry,
+  type MlrunsRegisteredModel,
+  type MlrunsModelVersion,
+  type MlrunsTree,
 } from '../mlflow/mlruns/index.ts';
 import * as repo from '../store/tracking.ts';
+import * as registryStore from '../store/registry.ts';
+import { newModelBlobId, type ModelFileRecord } from '../store/model-files.ts';
 import { deleteBlob, readBlobBytes, writeBlob } from '../store/blobs.ts';
+import { detectServable, parseMLmodel, type ServableDescriptor } from '../mlflow/mlmodel.ts';
 import { emitStoreChange } from './events.ts';
 
 export { MlrunsParseError, type LoggedModelMeta };
@@ -53,6 +65,21 @@ export interface ImportOptions {
   limits?: Partial<ZipLimits>;
   /** Files kept inline in their record up to this size; bigger ones go to the blob store. */
   inlineLimit?: number;
+  /** Import the registry folder (`models/`) too (default true). */
+  registry?: boolean;
+  /** Name of what was imported (a zip's file name), recorded as the origin of registry versions. */
+  fileName?: string;
+  /** Called as the import goes: reading the zip, parsing, checking, writing files, committing. */
+  onProgress?: (p: ImportProgress) => void;
+  /** Cancels the import until its final write starts; then the store is as it was. */
+  signal?: AbortSignal;
+}
+
+export interface ImportProgress {
+  phase: 'unzipping' | 'parsing' | 'checking' | 'writing' | 'committing' | 'done';
+  /** Units depend on the phase: bytes while writing, else steps. */
+  done: number;
+  total: number;
 }
 
 export interface ImportResult {
@@ -61,9 +88,12 @@ export interface ImportResult {
   metricPoints: number;
   artifacts: number;
   preservedFiles: number;
-  /** Paths that are not part of any experiment (registry, stray files). */
+  /** Paths that are not part of any experiment nor of the registry (stray files). */
   ignored: string[];
   warnings: string[];
+  /** Registered models imported from `models/`. */
+  registeredModels: string[];
+  modelVersions: number;
 }
 
 export interface ExportOptions {
@@ -76,6 +106,8 @@ export interface ExportOptions {
    * to the folder the zip is extracted into.
    */
   artifactRoot?: string;
+  /** Registered models to write under `models/` (the registry FileStore): names, or 'all'. */
+  registeredModels?: string[] | 'all';
 }
 
 function unsafeEntry(name: string): string | null {
@@ -192,25 +224,181 @@ function forWriting(x: MlrunsExperiment): { experiment: Experiment; runs: RunFor
   };
 }
 
-/** Imports an mlruns folder or zip. All or nothing. */
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function aborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new DOMException('The import was cancelled.', 'AbortError');
+}
+
+/** Lets the page repaint between long synchronous steps. */
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/** A registry version's files, found among what the import holds. */
+interface ResolvedFiles {
+  files: Map<string, Uint8Array>;
+  origin: registryStore.ModelOrigin;
+  where: string;
+}
+
+/**
+ * Finds the files of registry versions in the imported tree: `runs:/<run>/<path>` in the run's
+ * artifacts (2.x) or the run's logged model of that name (3.x), `models:/m-…` and `model_id` in
+ * the MLflow 3 logged models, `models:/<name>/<version>` through that version, and file URIs that
+ * end in `<experiment>/<run>/artifacts/<path>` or `models/<m-…>/artifacts`.
+ */
+function fileResolver(tree: MlrunsTree, models: MlrunsRegisteredModel[], fileName: string) {
+  const runs = new Map(tree.experiments.flatMap((x) => x.runs.map((r) => [r.info.runId, r])));
+  const logged = new Map<
+    string,
+    { runId: string | null; name: string; files: Map<string, Uint8Array> }
+  >();
+  for (const x of tree.experiments) {
+    for (const [rel, bytes] of x.preserved) {
+      const m = /^models\/([^/]+)\/(.+)$/.exec(rel);
+      if (!m) continue;
+      const id = m[1]!;
+      let lm = logged.get(id);
+      if (!lm) logged.set(id, (lm = { runId: null, name: '', files: new Map() }));
+      if (m[2] === 'meta.yaml') {
+        try {
+          const meta = parseLoggedModelMeta(`${x.experiment.experimentId}/${rel}`, bytes);
+          lm.runId = meta.sourceRunId;
+          lm.name = meta.name;
+        } catch {
+          // A logged model we cannot read is kept as files; it just cannot back a version.
+        }
+      } else if (m[2]!.startsWith('artifacts/'))
+        lm.files.set(m[2]!.slice('artifacts/'.length), bytes);
+    }
+  }
+  const archive: registryStore.ModelOrigin = { kind: 'registry-archive', fileName };
+
+  function fromLogged(id: string): ResolvedFiles | null {
+    const lm = logged.get(id);
+    if (!lm || !lm.files.has('MLmodel')) return null;
+    return {
+      files: lm.files,
+      origin: lm.runId ? { kind: 'run', runId: lm.runId, artifactPath: lm.name } : archive,
+      where: `logged model ${id}`,
+    };
+  }
+  function fromRun(runId: string, rawPath: string): ResolvedFiles | null {
+    const run = runs.get(runId);
+    if (!run) return null;
+    const path = rawPath.replace(/^\/+|\/+$/g, '');
+    const files = new Map<string, Uint8Array>();
+    for (const [p, bytes] of run.artifacts) {
+      if (path === '') files.set(p, bytes);
+      else if (p.startsWith(`${path}/`)) files.set(p.slice(path.length + 1), bytes);
+    }
+    if (files.has('MLmodel')) {
+      return {
+        files,
+        origin: { kind: 'run', runId, artifactPath: path },
+        where: `run ${runId} artifacts${path ? `/${path}` : ''}`,
+      };
+    }
+    // MLflow 3: runs:/<run>/<name> means the logged model the run produced under that name.
+    for (const [id, lm] of logged) {
+      if (lm.runId === runId && lm.name === path) return fromLogged(id);
+    }
+    return null;
+  }
+  function fromUri(uri: string | null, depth: number): ResolvedFiles | null {
+    if (!uri) return null;
+    let m = /^runs:\/([^/]+)(?:\/(.*))?$/.exec(uri);
+    if (m) return fromRun(m[1]!, m[2] ?? '');
+    m = /^models:\/(m-[0-9a-f]+)\/?$/.exec(uri);
+    if (m) return fromLogged(m[1]!);
+    m = /^models:\/([^/]+)\/(\d+)$/.exec(uri);
+    if (m && depth < 2) {
+      const target = models
+        .find((x) => x.name === m![1])
+        ?.versions.find((v) => v.version === Number(m![2]));
+      return target ? resolve(target, depth + 1) : null;
+    }
+    m = /\/models\/(m-[0-9a-f]+)\/artifacts\/?$/.exec(uri);
+    if (m) return fromLogged(m[1]!);
+    m = /\/([^/]+)\/([^/]+)\/artifacts(?:\/(.*))?$/.exec(uri);
+    if (m && runs.get(m[2]!)?.info.experimentId === m[1]) return fromRun(m[2]!, m[3] ?? '');
+    return null;
+  }
+  function resolve(v: MlrunsModelVersion, depth = 0): ResolvedFiles | null {
+    return (
+      fromUri(v.source, depth) ??
+      (v.modelId ? fromLogged(v.modelId) : null) ??
+      fromUri(v.storageLocation, depth)
+    );
+  }
+  return resolve;
+}
+
+function servableOf(
+  files: Map<string, Uint8Array>,
+  where: string,
+  warnings: string[],
+): ServableDescriptor | null {
+  try {
+    return detectServable(parseMLmodel(dec.decode(files.get('MLmodel')!), `${where}/MLmodel`), [
+      ...files.keys(),
+    ]);
+  } catch (e) {
+    warnings.push(
+      `${where}/MLmodel could not be read (${(e as Error).message}); the version is not servable.`,
+    );
+    return null;
+  }
+}
+
+/** Imports an mlruns folder or zip, with its model registry. All or nothing. */
 export async function importMlruns(
   db: AnyDB,
   source: Map<string, Uint8Array> | Blob | Uint8Array,
   options: ImportOptions = {},
 ): Promise<ImportResult> {
-  const files =
-    source instanceof Map
-      ? source
-      : unzipGuarded(
-          source instanceof Uint8Array ? source : new Uint8Array(await source.arrayBuffer()),
-          options.limits,
-        );
+  const { signal, onProgress } = options;
+  const report = (phase: ImportProgress['phase'], done: number, total: number) =>
+    onProgress?.({ phase, done, total });
+  aborted(signal);
+  let files: Map<string, Uint8Array>;
+  if (source instanceof Map) files = source;
+  else {
+    const bytes =
+      source instanceof Uint8Array ? source : new Uint8Array(await source.arrayBuffer());
+    report('unzipping', 0, bytes.length);
+    await tick();
+    aborted(signal);
+    files = unzipGuarded(bytes, options.limits);
+    report('unzipping', bytes.length, bytes.length);
+  }
+  report('parsing', 0, files.size);
+  await tick();
+  aborted(signal);
   const tree = readMlruns(files);
+  const reg = options.registry === false ? null : readMlrunsRegistry(files);
+  report('parsing', files.size, files.size);
   const inlineLimit = options.inlineLimit ?? 1024 * 1024;
+  const warnings = [...tree.warnings];
+  const ignored = tree.ignored;
+  if (reg && reg.models.length + reg.ignored.length > 0) {
+    const registryFiles = new Set(
+      ignored.filter((p) => /(^|\/)models\//.test(p) && !reg.ignored.includes(p)),
+    );
+    ignored.splice(0, ignored.length, ...ignored.filter((p) => !registryFiles.has(p)));
+    const i = warnings.findIndex((w) => w.includes('(models/)'));
+    if (i >= 0) warnings.splice(i, 1);
+    const versions = reg.models.reduce((n, m) => n + m.versions.length, 0);
+    warnings.push(
+      `The model registry folder (models/) went into the Model Registry: ${reg.models.length} registered model${reg.models.length === 1 ? '' : 's'}, ${versions} version${versions === 1 ? '' : 's'}.`,
+    );
+  }
 
   // Conflicts with what is already stored, checked before any write.
+  report('checking', 0, tree.experiments.length + (reg?.models.length ?? 0));
   const replace: string[] = [];
   for (const x of tree.experiments) {
+    aborted(signal);
     const { experimentId, name } = x.experiment;
     const byId = await repo.getExperiment(db, experimentId);
     const byName = await repo.getExperimentByName(db, name);
@@ -245,6 +433,20 @@ export async function importMlruns(
       }
     }
   }
+  const replaceModels: string[] = [];
+  if (reg && reg.models.length > 0) {
+    const stored = new Set((await registryStore.listRegisteredModelRecords(db)).map((m) => m.name));
+    for (const m of reg.models) {
+      if (!stored.has(m.name)) continue;
+      if (options.onConflict !== 'replace') {
+        throw new MlflowError(
+          'RESOURCE_ALREADY_EXISTS',
+          `Registered Model (name=${m.name}) already exists. Import with replace to overwrite it, or rename or delete the stored one first.`,
+        );
+      }
+      replaceModels.push(m.name);
+    }
+  }
 
   const bundle: repo.ImportBundle = {
     experiments: [],
@@ -254,9 +456,42 @@ export async function importMlruns(
     files: [],
     replaceExperimentIds: replace,
   };
+  const registryImport: registryStore.RegistryImport = {
+    models: [],
+    versions: [],
+    files: [],
+    replaceNames: replaceModels,
+  };
+  const resolve = reg ? fileResolver(tree, reg.models, options.fileName ?? 'mlruns') : null;
+  const plannedVersions =
+    reg?.models.flatMap((m) =>
+      m.versions
+        .filter((v) => v.currentStage !== 'Deleted_Internal')
+        .map((v) => ({ m, v, found: resolve!(v) })),
+    ) ?? [];
+
+  // Bytes the blob store receives, for the progress bar.
+  let totalBytes = 0;
+  for (const x of tree.experiments) {
+    for (const b of x.preserved.values()) if (b.length > inlineLimit) totalBytes += b.length;
+    for (const r of x.runs) for (const b of r.artifacts.values()) totalBytes += b.length;
+  }
+  for (const p of plannedVersions)
+    for (const b of p.found?.files.values() ?? []) totalBytes += b.length;
   const written: string[] = [];
+  let doneBytes = 0;
+  report('writing', 0, totalBytes);
+  const store = async (blobId: string, bytes: Uint8Array) => {
+    aborted(signal);
+    await writeBlob(db, blobId, bytes);
+    written.push(blobId);
+    doneBytes += bytes.length;
+    report('writing', doneBytes, totalBytes);
+  };
+
   let metricPoints = 0;
   let preservedFiles = 0;
+  let freedModelBlobs: string[] = [];
   try {
     for (const x of tree.experiments) {
       const exp: Experiment = { ...x.experiment, tags: { ...x.experiment.tags } };
@@ -295,8 +530,7 @@ export async function importMlruns(
         };
         if (bytes.length > inlineLimit) {
           const blobId = `mlruns-${expId}-${randomId()}`;
-          await writeBlob(db, blobId, bytes);
-          written.push(blobId);
+          await store(blobId, bytes);
           rec.blobId = blobId;
         } else rec.bytes = bytes;
         bundle.files.push(rec);
@@ -314,8 +548,7 @@ export async function importMlruns(
         }
         for (const [path, bytes] of r.artifacts) {
           const blobId = `artifact-${r.info.runId}-${randomId()}`;
-          await writeBlob(db, blobId, bytes);
-          written.push(blobId);
+          await store(blobId, bytes);
           bundle.artifacts.push({
             runId: r.info.runId,
             path,
@@ -326,6 +559,67 @@ export async function importMlruns(
         }
       }
     }
+
+    // The registry: versions get copies of their files, so deleting a run never breaks them.
+    for (const m of reg?.models ?? []) {
+      const original = reg!.originals.get(`models/${m.name}/meta.yaml`);
+      registryImport.models.push({
+        name: m.name,
+        description: m.description ?? '',
+        creationTimestamp: m.creationTimestamp,
+        lastUpdatedTimestamp: m.lastUpdatedTimestamp,
+        tags: { ...m.tags },
+        aliases: { ...m.aliases },
+        ...(original ? { mlrunsMeta: dec.decode(original) } : {}),
+      });
+    }
+    for (const { m, v, found } of plannedVersions) {
+      const id = crypto.randomUUID();
+      const files: ModelFileRecord[] = [];
+      for (const [path, bytes] of found?.files ?? []) {
+        const blobId = newModelBlobId();
+        await store(blobId, bytes);
+        files.push({ versionId: id, path, blobId, size: bytes.length });
+      }
+      if (!found && v.status === 'READY') {
+        warnings.push(
+          `Model '${m.name}' version ${v.version}: its files (${v.storageLocation ?? v.source}) are not in this import; the version is registered without them.`,
+        );
+      }
+      const original = reg!.originals.get(`models/${m.name}/version-${v.version}/meta.yaml`);
+      registryImport.versions.push({
+        id,
+        name: m.name,
+        version: v.version,
+        description: v.description ?? '',
+        creationTimestamp: v.creationTimestamp,
+        lastUpdatedTimestamp: v.lastUpdatedTimestamp,
+        currentStage: v.currentStage as registryStore.ModelVersionRecord['currentStage'],
+        source: v.source,
+        runId: v.runId ?? '',
+        runLink: v.runLink ?? '',
+        status: v.status,
+        statusMessage: v.statusMessage ?? '',
+        tags: { ...v.tags },
+        userId: v.userId ?? '',
+        origin: found?.origin ?? {
+          kind: 'registry-archive',
+          fileName: options.fileName ?? 'mlruns',
+        },
+        servable: found ? servableOf(found.files, found.where, warnings) : null,
+        size: files.reduce((n, f) => n + f.size, 0),
+        ...(original ? { mlrunsMeta: dec.decode(original) } : {}),
+      });
+      registryImport.files.push(...files);
+    }
+    if (reg && (registryImport.models.length > 0 || replaceModels.length > 0)) {
+      bundle.also = {
+        stores: registryStore.REGISTRY_STORES,
+        write: async (tx) => {
+          freedModelBlobs = await registryStore.writeRegistryImport(tx, registryImport);
+        },
+      };
+    }
     // Blobs of a replaced experiment become garbage only once the new data is in.
     const oldBlobs: string[] = [];
     for (const id of replace) {
@@ -334,22 +628,30 @@ export async function importMlruns(
       }
       for (const f of await repo.getMlrunsFiles(db, id)) if (f.blobId) oldBlobs.push(f.blobId);
     }
+    // Last chance to cancel: from here on the import either lands whole or not at all.
+    aborted(signal);
+    report('committing', 0, 1);
     await repo.writeImport(db, bundle);
-    for (const id of oldBlobs) await deleteBlob(db, id).catch(() => undefined);
+    for (const id of [...oldBlobs, ...freedModelBlobs])
+      await deleteBlob(db, id).catch(() => undefined);
   } catch (e) {
     for (const id of written) await deleteBlob(db, id).catch(() => undefined);
     throw e;
   }
+  report('done', 1, 1);
   for (const x of tree.experiments)
     emitStoreChange({ kind: 'import', id: x.experiment.experimentId });
+  for (const m of registryImport.models) emitStoreChange({ kind: 'registry', id: m.name });
   return {
     experimentIds: tree.experiments.map((x) => x.experiment.experimentId),
     runs: bundle.runs.length,
     metricPoints,
     artifacts: bundle.artifacts.length,
     preservedFiles,
-    ignored: tree.ignored,
-    warnings: tree.warnings,
+    ignored,
+    warnings,
+    registeredModels: registryImport.models.map((m) => m.name),
+    modelVersions: registryImport.versions.length,
   };
 }
 
@@ -421,6 +723,72 @@ export async function exportMlrunsFiles(
       }
     }
   }
+  if (options.registeredModels) {
+    for (const [path, bytes] of await exportRegistryFiles(db, options.registeredModels)) {
+      out.set(path, bytes);
+    }
+  }
+  return out;
+}
+
+/**
+ * The registry FileStore folder (`models/…`) for the given registered models: metadata, tags and
+ * aliases. A version's files are not copied here (MLflow's file registry keeps none either): its
+ * `source` points at them, e.g. `runs:/<run>/model` among the exported run artifacts.
+ */
+async function exportRegistryFiles(
+  db: AnyDB,
+  names: string[] | 'all',
+): Promise<Map<string, Uint8Array | null>> {
+  const records =
+    names === 'all'
+      ? await registryStore.listRegisteredModelRecords(db)
+      : await Promise.all(names.map((n) => registryStore.getRegisteredModelRecord(db, n)));
+  const models: MlrunsRegisteredModel[] = [];
+  const originals = new Map<string, Uint8Array>();
+  for (const rec of records.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const base = `models/${rec.name}`;
+    if (rec.mlrunsMeta !== undefined)
+      originals.set(`${base}/meta.yaml`, enc.encode(rec.mlrunsMeta));
+    const versions: MlrunsModelVersion[] = [];
+    for (const v of (await registryStore.listModelVersionRecords(db, rec.name)).reverse()) {
+      if (v.mlrunsMeta !== undefined) {
+        originals.set(`${base}/version-${v.version}/meta.yaml`, enc.encode(v.mlrunsMeta));
+      }
+      versions.push({
+        name: v.name,
+        version: v.version,
+        creationTimestamp: v.creationTimestamp,
+        lastUpdatedTimestamp: v.lastUpdatedTimestamp,
+        currentStage: v.currentStage,
+        description: v.description,
+        source: v.source,
+        runId: v.runId,
+        runLink: v.runLink,
+        status: v.status,
+        statusMessage: v.statusMessage,
+        // Imported versions keep theirs; MLflow's file store records the source for the others.
+        storageLocation: v.mlrunsMeta !== undefined ? null : v.source,
+        userId: v.userId,
+        modelId: null,
+        tags: { ...v.tags },
+      });
+    }
+    models.push({
+      name: rec.name,
+      creationTimestamp: rec.creationTimestamp,
+      lastUpdatedTimestamp: rec.lastUpdatedTimestamp,
+      description: rec.description,
+      tags: { ...rec.tags },
+      aliases: { ...rec.aliases },
+      versions,
+    });
+  }
+  const out = new Map<string, Uint8Array | null>([['models/', null]]);
+  for (const [path, bytes] of writeMlrunsRegistry(models, {
+    originals: (rel) => originals.get(rel),
+  }))
+    out.set(path, bytes);
   return out;
 }
 

@@ -1,3 +1,4 @@
+import type { IDBPTransaction } from 'idb';
 import type { AnyDB } from './db.ts';
 import type {
   ModelVersion,
@@ -32,6 +33,8 @@ export interface RegisteredModelRecord {
   tags: Record<string, string>;
   /** alias -> version number. */
   aliases: Record<string, number>;
+  /** The meta.yaml it had in an imported mlruns store (kept so an unchanged export is identical). */
+  mlrunsMeta?: string;
 }
 
 export interface ModelVersionRecord {
@@ -55,6 +58,8 @@ export interface ModelVersionRecord {
   servable: ServableDescriptor | null;
   /** Total bytes of the version's files. */
   size: number;
+  /** The meta.yaml it had in an imported mlruns store (kept so an unchanged export is identical). */
+  mlrunsMeta?: string;
 }
 
 export const STAGES: readonly ModelVersionStage[] = ['None', 'Staging', 'Production', 'Archived'];
@@ -867,4 +872,51 @@ export async function searchModelVersions(
     ),
   );
   return paginate(all, opts, 10_000);
+}
+
+// ---------------------------------------------------------------- imports within a larger write
+
+export const REGISTRY_STORES = ['registeredModels', 'modelVersions', 'modelFiles'] as const;
+
+export interface RegistryImport {
+  models: RegisteredModelRecord[];
+  versions: ModelVersionRecord[];
+  /** The versions' file records, their blobs already written. */
+  files: ModelFileRecord[];
+  /** Registered models removed first, with their versions and files (import with replace). */
+  replaceNames: string[];
+}
+
+/**
+ * Writes imported registry records inside a caller's transaction (one that covers
+ * REGISTRY_STORES), so that an mlruns import lands tracking and registry data together or not at
+ * all. Returns the blob ids of the replaced models' files, to delete once the transaction commits.
+ */
+export async function writeRegistryImport(
+  tx: IDBPTransaction<unknown, string[], 'readwrite'>,
+  data: RegistryImport,
+): Promise<string[]> {
+  const models = tx.objectStore('registeredModels');
+  const versions = tx.objectStore('modelVersions');
+  const files = tx.objectStore('modelFiles');
+  const freed: string[] = [];
+  for (const name of data.replaceNames) {
+    for (const v of (await versions.index('name').getAll(name)) as ModelVersionRecord[]) {
+      for (const f of (await files.index('versionId').getAll(v.id)) as ModelFileRecord[]) {
+        freed.push(f.blobId);
+        await files.delete([f.versionId, f.path]);
+      }
+      await versions.delete(v.id);
+    }
+    await models.delete(name);
+  }
+  const ops: Promise<unknown>[] = [];
+  for (const m of data.models) {
+    validateModelName(m.name);
+    ops.push(models.add(m));
+  }
+  for (const v of data.versions) ops.push(versions.add(v));
+  for (const f of data.files) ops.push(files.put(f));
+  await Promise.all(ops);
+  return freed;
 }

@@ -640,6 +640,8 @@ export interface ImportBundle {
   files: MlrunsFileRecord[];
   /** Experiments whose existing data is removed first (import with replace). */
   replaceExperimentIds: string[];
+  /** More records of other stores that must land in the same transaction (e.g. the registry). */
+  also?: { stores: readonly string[]; write(tx: IDBTransactionLike): Promise<unknown> };
 }
 
 async function deleteExperimentData(tx: IDBTransactionLike, experimentId: string): Promise<void> {
@@ -664,7 +666,10 @@ type IDBTransactionLike = IDBPTransaction<unknown, string[], 'readwrite'>;
 
 /** Writes a whole import in one transaction: all of it lands, or nothing does. */
 export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void> {
-  const tx = db.transaction([...TRACKING_STORES] as string[], 'readwrite');
+  const tx = db.transaction(
+    [...TRACKING_STORES, ...(bundle.also?.stores ?? [])] as string[],
+    'readwrite',
+  );
   try {
     for (const id of bundle.replaceExperimentIds) await deleteExperimentData(tx, id);
     const ops: Promise<unknown>[] = [];
@@ -686,6 +691,7 @@ export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void
     for (const a of bundle.artifacts) ops.push(arts.put(a));
     const files = tx.objectStore('mlrunsFiles');
     for (const f of bundle.files) ops.push(files.put(f));
+    if (bundle.also) ops.push(bundle.also.write(tx));
     ops.push(tx.done);
     await Promise.all(ops);
   } catch (e) {

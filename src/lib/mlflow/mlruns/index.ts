@@ -21,3 +21,20 @@ export {
   type MlrunsRun,
   type MlrunsTree,
 } from './types.ts';
+export {
+  readMlrunsRegistry,
+  writeMlrunsRegistry,
+  registeredModelMetaYaml,
+  registeredModelMetaFile,
+  modelVersionMetaFile,
+  modelVersionMetaYaml,
+  parseRegisteredModelMeta,
+  parseModelVersionMeta,
+  REGISTERED_MODEL_META_KEYS,
+  MODEL_VERSION_META_KEYS,
+  type MlrunsRegistry,
+  type MlrunsRegisteredModel,
+  type MlrunsModelVersion,
+  type MlrunsStage,
+  type RegistryMetaExtras,
+} from './registry.ts';

@@ -18,7 +18,7 @@ import {
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-function text(file: string, bytes: Uint8Array): string {
+export function text(file: string, bytes: Uint8Array): string {
   try {
     return decoder.decode(bytes);
   } catch {
@@ -26,13 +26,13 @@ function text(file: string, bytes: Uint8Array): string {
   }
 }
 
-function lineOfKey(src: string, key: string): number | null {
+export function lineOfKey(src: string, key: string): number | null {
   const lines = src.split('\n');
   const i = lines.findIndex((l) => l.startsWith(`${key}:`));
   return i < 0 ? null : i + 1;
 }
 
-type YamlMap = Record<string, unknown>;
+export type YamlMap = Record<string, unknown>;
 
 function parseYamlMap(file: string, bytes: Uint8Array): { map: YamlMap; src: string } {
   const src = text(file, bytes);
@@ -49,7 +49,7 @@ function parseYamlMap(file: string, bytes: Uint8Array): { map: YamlMap; src: str
   return { map: value as YamlMap, src };
 }
 
-class Fields {
+export class Fields {
   constructor(
     readonly file: string,
     readonly map: YamlMap,
@@ -95,12 +95,12 @@ class Fields {
   }
 }
 
-function fields(file: string, bytes: Uint8Array): Fields {
+export function fields(file: string, bytes: Uint8Array): Fields {
   const { map, src } = parseYamlMap(file, bytes);
   return new Fields(file, map, src);
 }
 
-function checkSafePath(p: string): void {
+export function checkSafePath(p: string): void {
   const parts = p.split('/');
   if (
     p.startsWith('/') ||
@@ -114,7 +114,7 @@ function checkSafePath(p: string): void {
 }
 
 /** Drops leading folders (e.g. `mlruns/`) until experiment folders are at the top. */
-function findRoot(paths: string[]): string {
+export function findRoot(paths: string[]): string {
   let prefix = '';
   for (;;) {
     const rest = paths.filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length));
