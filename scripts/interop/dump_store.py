@@ -2,7 +2,7 @@
 
 usage:
   dump_store.py dump <tracking-uri> [--out FILE]
-  dump_store.py diff <expected.json> <tracking-uri> [--ignore KEY ...]
+  dump_store.py diff <expected.json> <tracking-uri> [--ignore KEY ...] [--empty-is-null]
 
 `dump` asks MlflowClient (search_experiments, search_runs, get_metric_history, list_artifacts,
 search_logged_models, search_registered_models, search_model_versions) and writes one JSON
@@ -11,7 +11,8 @@ export whose artifact URIs do not resolve shows up as missing files.
 
 `diff` dumps <tracking-uri> and prints a JSON list of differences against <expected.json>
 (`[]` when nothing was lost or changed). Keys named with --ignore (e.g. `artifact_location`)
-are left out of the comparison wherever they appear.
+are left out of the comparison wherever they appear. --empty-is-null compares '' and null as
+equal: over REST (an http:// tracking URI) MLflow sends an unset string as "" or leaves it out.
 """
 
 import hashlib
@@ -251,11 +252,13 @@ def dump(uri):
     return doc
 
 
-def strip(obj, ignore):
+def strip(obj, ignore, empty_is_null=False):
     if isinstance(obj, dict):
-        return {k: strip(v, ignore) for k, v in obj.items() if k not in ignore}
+        return {k: strip(v, ignore, empty_is_null) for k, v in obj.items() if k not in ignore}
     if isinstance(obj, list):
-        return [strip(v, ignore) for v in obj]
+        return [strip(v, ignore, empty_is_null) for v in obj]
+    if empty_is_null and obj == "":
+        return None
     return obj
 
 
@@ -303,7 +306,8 @@ def main():
         with open(args[1], encoding="utf-8") as f:
             expected = json.load(f)
         actual = dump(args[2])
-        emit(differences(strip(expected, ignore), strip(actual, ignore)))
+        empty = "--empty-is-null" in args
+        emit(differences(strip(expected, ignore, empty), strip(actual, ignore, empty)))
     else:
         sys.exit(__doc__)
 

@@ -169,7 +169,11 @@ function tagsBy(
 ): Map<string, Record<string, string>> {
   const out = new Map<string, Record<string, string>>();
   if (!tables.has(table)) return out;
-  for (const r of sql.rows(`SELECT * FROM ${table}`)) {
+  // Experiment ids are 64-bit integers: read as text so ids past 2^53 keep every digit.
+  const select = keyCols.includes('experiment_id')
+    ? `SELECT *, CAST(experiment_id AS TEXT) AS experiment_id FROM ${table}`
+    : `SELECT * FROM ${table}`;
+  for (const r of sql.rows(select)) {
     const id = keyCols.map((c) => str(r[c])).join('\u0000');
     const tags = out.get(id) ?? {};
     tags[str(r.key)] = str(r.value);
@@ -185,7 +189,9 @@ export function readMlflowDb(sql: SqlRunner, file = 'mlflow.db'): MlflowDbConten
 
   const expTags = tagsBy(sql, tables, 'experiment_tags', ['experiment_id']);
   const experiments: Experiment[] = sql
-    .rows('SELECT * FROM experiments ORDER BY experiment_id')
+    .rows(
+      'SELECT *, CAST(experiment_id AS TEXT) AS experiment_id FROM experiments ORDER BY experiments.experiment_id',
+    )
     .map((r) => {
       const id = str(r.experiment_id);
       return {
@@ -219,7 +225,9 @@ export function readMlflowDb(sql: SqlRunner, file = 'mlflow.db'): MlflowDbConten
     metrics.set(runId, byKey);
   }
   const runs: MlflowDbRun[] = sql
-    .rows('SELECT * FROM runs ORDER BY start_time, run_uuid')
+    .rows(
+      'SELECT *, CAST(experiment_id AS TEXT) AS experiment_id FROM runs ORDER BY start_time, run_uuid',
+    )
     .map((r) => {
       const runId = str(r.run_uuid);
       const status = str(r.status) as RunStatus;
