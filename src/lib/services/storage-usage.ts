@@ -321,3 +321,5 @@ export async function collectOrphanFiles(db: AnyDB, opts: GcOptions = {}): Promi
   }
   return result;
 }
+
+export { getDatabase as getAppDatabase } from '../store/db.ts';
