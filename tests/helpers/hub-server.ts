@@ -37,6 +37,8 @@ export interface HubServerOptions {
   pageSize?: number;
   /** Answer Range requests with the whole file (200). */
   ignoreRange?: boolean;
+  /** Leave Content-Range out of 206 answers (a CDN that does not expose it to scripts). */
+  omitContentRange?: boolean;
   /** Slow the bodies down: `bytes` per piece, `delayMs` between pieces. */
   throttle?: { bytes: number; delayMs: number };
 }
@@ -187,7 +189,8 @@ export async function startHubServer(
           return;
         }
         status = 206;
-        headers['content-range'] = `bytes ${start}-${bytes.length - 1}/${bytes.length}`;
+        if (!state.options.omitContentRange)
+          headers['content-range'] = `bytes ${start}-${bytes.length - 1}/${bytes.length}`;
       }
       const body = bytes.subarray(start);
       headers['content-length'] = String(body.length);

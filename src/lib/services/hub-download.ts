@@ -606,15 +606,20 @@ export class HubDownloads {
     const what = `${file.remotePath} (${rec.repoId})`;
     let skip = 0;
     if (res.status === 206) {
-      const range = parseContentRange(res.headers.get('content-range'));
-      if (!range || range.start !== offset) {
+      // A CDN behind a redirect may not expose Content-Range to scripts (CORS); a 206 to
+      // `bytes=N-` starts at N by definition, and Content-Length (always readable) must match.
+      const header = res.headers.get('content-range');
+      const range = parseContentRange(header);
+      const len = res.headers.get('content-length');
+      if (header !== null && (!range || range.start !== offset)) {
         throw new HubError(
-          `${what}: the server answered the request for bytes ${offset}- with ${res.headers.get('content-range') ?? 'no Content-Range'}.`,
+          `${what}: the server answered the request for bytes ${offset}- with the range ${header}.`,
         );
       }
-      if (range.total !== null && range.total !== file.size) {
+      const total = range?.total ?? (len !== null ? offset + Number(len) : null);
+      if (total !== null && total !== file.size) {
         throw new HubError(
-          `${what} is ${range.total} bytes on the server but was listed as ${file.size}: the file changed. Cancel and download again.`,
+          `${what} is ${total} bytes on the server but was listed as ${file.size}: the file changed. Cancel and download again.`,
         );
       }
     } else if (res.status === 200) {
