@@ -43,6 +43,14 @@ test.beforeAll(async () => {
   );
 });
 
+function tokenizerFor(layout: 'genai' | 'web'): TextTokenizer {
+  return TextTokenizer.fromFiles(
+    readFileSync(join(fixture.genai, 'tokenizer.json')),
+    readFileSync(join(fixture.genai, 'tokenizer_config.json')),
+    { runtime: layout === 'genai' ? 'onnxruntime-genai' : 'transformers' },
+  );
+}
+
 function listFiles(root: string, dir = root): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
@@ -143,7 +151,12 @@ for (const backend of ['wasm', 'webgpu'] as const) {
       const chatIds = tok.encodeChat(CHAT);
       const goldPrompt = await golden(layout, promptIds, STEPS);
       const goldChat = await golden(layout, chatIds, STEPS);
-      const goldText = tok.decode(goldPrompt.filter((id) => id < 32000));
+      // Each layout's answers read as its own runtime decodes them (see inference-tokenizer-parity).
+      const layoutTok = tokenizerFor(layout);
+      const goldText = layoutTok.decodeAnswer(
+        goldPrompt.filter((id) => id < 32000),
+        { promptIds },
+      );
 
       const r = await page.evaluate(
         async ({ PROMPT, CHAT, STEPS, promptTokens }) => {
@@ -237,7 +250,10 @@ for (const backend of ['wasm', 'webgpu'] as const) {
             index: 0,
             message: {
               role: 'assistant',
-              content: tok.decode(goldChat.filter((id) => id < 32000)),
+              content: layoutTok.decodeAnswer(
+                goldChat.filter((id) => id < 32000),
+                { promptIds: chatIds, trimStart: true },
+              ),
             },
           },
         ],
