@@ -1,6 +1,7 @@
 // A prompt session on the tiny Phi-3 in the onnxruntime-genai layout (the seed's custom pyfunc
 // wrapper shape, {prompt} -> string), served in the real worker on WASM.
 import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 import { buildGenaiModelZip } from './support/model-zips.ts';
 import { registerZip } from './support/playground.ts';
 
@@ -81,6 +82,40 @@ test('prompt: raw prompt with the tokenizer chat template, greedy answer, logged
   });
   expect(run.steps).toEqual([0, 1]);
   expect(run.pair).toEqual({ request: raw.request, response: text });
+
+  // Autolog off: the answer is kept but no run gets it.
+  await page.getByTestId('autolog').uncheck();
+  await page.getByTestId('regenerate').click();
+  await expect(answer.getByTestId('answer-stats')).toContainText('6 completion tokens');
+  await expect(answer.getByTestId('answer-stats')).not.toContainText('run step');
+  const steps = await page.evaluate(async () => {
+    const t = await (
+      window as unknown as { tabflowTest: { getTracking(): Promise<any> } }
+    ).tabflowTest.getTracking();
+    const exp = await t.getExperimentByName('phi3-genai');
+    const { runs } = await t.searchRuns({ experimentIds: [exp.experimentId] });
+    return {
+      runs: runs.length,
+      steps: (await t.getMetricHistory(runs[0].info.runId, 'completion_tokens')).length,
+    };
+  });
+  expect(steps).toEqual({ runs: 1, steps: 2 });
+
+  // Export the conversation as JSON and import it back as a new one.
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: /^Export What is MLflow/ }).click();
+  const file = await (await download).path();
+  const exported = JSON.parse(readFileSync(file, 'utf8'));
+  expect(exported).toMatchObject({
+    format: 'tabflow.conversation/1',
+    mode: 'prompt',
+    messages: [
+      { role: 'user', content: prompt },
+      { role: 'assistant', response: text },
+    ],
+  });
+  await page.getByTestId('conversation-import').setInputFiles(file);
+  await expect(page.getByTestId('conversation-item')).toHaveCount(2);
 });
 
 test('backend override: the model loads on WebGPU and the adapter is named', async ({ page }) => {

@@ -95,8 +95,10 @@ export async function deleteConversation(db: AnyDB, id: string): Promise<void> {
 
 /** A title from the first user message, as chat apps do. */
 export function titleFrom(text: string): string {
+  // A raw Phi-3 prompt: name it after the (last) user turn, not the system message.
+  const user = text.lastIndexOf('<|user|>');
   const line =
-    text
+    (user >= 0 ? text.slice(user) : text)
       .replace(/<\|[a-z]+\|>/g, ' ')
       .split('\n')
       .map((l) => l.trim())

@@ -32,6 +32,7 @@ import {
   deleteConversation,
   exportConversation,
   getConversation,
+  importConversation,
   listConversations,
   renameConversation,
   saveConversation,
@@ -265,6 +266,18 @@ export class PlaygroundState {
     await deleteConversation(this.services.db, id);
     if (this.current?.id === id) this.current = null;
     await this.refreshConversations();
+  }
+
+  /** Imports an exported conversation JSON file as a new conversation and opens it. */
+  async importJson(file: File): Promise<void> {
+    if (!this.services) return;
+    try {
+      const rec = await importConversation(this.services.db, await file.text(), file.name);
+      await this.refreshConversations();
+      this.select(rec);
+    } catch (e) {
+      this.error = (e as Error).message;
+    }
   }
 
   exportJson(conv: ConversationRecord): { name: string; text: string } {
