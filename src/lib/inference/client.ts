@@ -203,7 +203,9 @@ export class InferenceClient implements TextGenerator {
         this.crash('The inference worker sent a message that could not be read');
     };
     this.watchdog = setInterval(() => {
-      if (this.worker !== w || this.pending.size === 0) {
+      // A load compiles wasm and builds sessions in long synchronous stretches during which the
+      // worker cannot beat; it reports its own progress and errors, so only requests are watched.
+      if (this.worker !== w || this.pending.size === 0 || this.state === 'loading') {
         this.lastBeat = Math.max(this.lastBeat, Date.now() - this.heartbeatTimeoutMs / 2);
         return;
       }
