@@ -431,6 +431,22 @@ describe('resuming', () => {
   });
 });
 
+describe('registering once', () => {
+  it('a download whose version was created before the tab closed is not registered twice', async () => {
+    const { db } = await fresh();
+    reset();
+    const h = hub(db);
+    const rec = await h.create(await h.plan({ repoId: 'tiny/phi3-web', dtype: 'q4' }));
+    const done = await h.run(rec.id);
+    // Put the record back as if forgetting it had not happened.
+    await db.put('downloads', { ...rec, files: rec.files.map((f) => ({ ...f, chunksDone: 99 })) });
+    const again = await h.run(rec.id);
+    expect(again).toMatchObject({ name: done.name, version: '1', versionId: done.versionId });
+    expect(await new RegistryClient(db).listModelVersions(done.name)).toHaveLength(1);
+    expect(await h.list()).toEqual([]);
+  });
+});
+
 describe('cancel and quota', () => {
   it('cancel deletes every stored chunk, also while the download runs', async () => {
     const { db } = await fresh();

@@ -29,8 +29,12 @@ import {
   type DownloadFileState,
   type DownloadRecord,
 } from '../store/downloads.ts';
-import { createModelVersion, validateModelName } from '../store/registry.ts';
-import { newModelBlobId, type ModelFileRecord } from '../store/model-files.ts';
+import {
+  createModelVersion,
+  listModelVersionRecords,
+  validateModelName,
+} from '../store/registry.ts';
+import { getModelFile, newModelBlobId, type ModelFileRecord } from '../store/model-files.ts';
 import {
   HubError,
   hubBase,
@@ -705,7 +709,30 @@ export class HubDownloads {
   }
 
   /** Writes the MLmodel and env files, then creates the version with every file in one step. */
+  /**
+   * The version these files already became, if the tab closed between registering and
+   * forgetting the download: registering again would give two versions one set of blobs.
+   */
+  private async alreadyRegistered(rec: DownloadRecord): Promise<CompletedDownload | null> {
+    const first = rec.files[0];
+    if (!first) return null;
+    for (const v of await listModelVersionRecords(this.db, rec.modelName)) {
+      if ((await getModelFile(this.db, v.id, first.path))?.blobId !== first.blobId) continue;
+      await forgetDownload(this.db, rec.id);
+      return {
+        name: v.name,
+        version: String(v.version),
+        versionId: v.id,
+        servable: v.servable,
+        totalBytes: rec.totalBytes,
+      };
+    }
+    return null;
+  }
+
   private async register(rec: DownloadRecord): Promise<CompletedDownload> {
+    const existing = await this.alreadyRegistered(rec);
+    if (existing) return existing;
     const config = await this.readJson(rec, `${WEIGHTS_DIR}config.json`);
     const tokConfig = await this.readJson(rec, `${WEIGHTS_DIR}tokenizer_config.json`);
     const arch = Array.isArray(config.architectures) ? config.architectures[0] : undefined;
