@@ -1,7 +1,8 @@
 // The app tokenizes and decodes the way each layout's own runtime does. The expected ids and texts
 // for the genai layout were recorded from onnxruntime-genai 0.18.0 (og.Tokenizer.encode / decode /
 // create_stream) on the fixture's genai folder, whose tokenizer files have the same structure as
-// Phi-3-mini's own (Prepend normalizer, rstrip chat markers, no <s>, Strip decoder).
+// Phi-3-mini's own (Prepend normalizer, rstrip chat markers, no <s>, Strip decoder). transformers
+// 5.24's AutoTokenizer gives the same ids on the web folder, and the transformers-side decoding.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -194,13 +195,31 @@ describe('the web layout tokenizes as transformers does', () => {
     for (const [text, ids] of GENAI_ENCODE) expect(hf.encode(text), text).toEqual(ids);
   });
 
-  it('adds <s> only when tokenizer_config.json asks for it (add_bos_token)', () => {
+  it('adds <s> only when the post-processor in tokenizer.json does, as transformers 5 does', () => {
+    // Checked against transformers 5.24 AutoTokenizer: it reads the post-processor and not
+    // tokenizer_config.json's add_bos_token. Phi-3-mini's own files agree with each other.
     expect(hf.encode('Hi')).toEqual([464, 331]);
-    const withBos = new TextTokenizer(files.json, { ...files.config, add_bos_token: true });
+    expect(
+      new TextTokenizer(files.json, { ...files.config, add_bos_token: true }).encode('Hi'),
+    ).toEqual([464, 331]);
+    const bosTemplate = {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    };
+    const withBos = new TextTokenizer({ ...files.json, post_processor: bosTemplate }, files.config);
     expect(withBos.encode('Hi')).toEqual([1, 464, 331]);
     expect(withBos.encode('Hi', { addSpecialTokens: false })).toEqual([464, 331]);
-    const withEos = new TextTokenizer(files.json, { ...files.config, add_eos_token: true });
-    expect(withEos.encode('Hi')).toEqual([464, 331, 32000]);
+    // onnxruntime-genai adds none, even then.
+    const genaiBos = new TextTokenizer(
+      { ...files.json, post_processor: bosTemplate },
+      files.config,
+      {
+        runtime: 'onnxruntime-genai',
+      },
+    );
+    expect(genaiBos.encode('Hi')).toEqual([464, 331]);
   });
 
   it('encodes a chat as MLflow’s pipeline does: the rendered template, no <s> for Phi-3', () => {

@@ -131,9 +131,6 @@ export class TextTokenizer {
   private readonly sentencePiece: boolean;
   /** The decoder strips the space that encoding prepended (a Strip or prepending Metaspace step). */
   private readonly dummyPrefix: boolean;
-  /** transformers' Llama-style tokenizers add `<s>`/`</s>` as tokenizer_config.json says. */
-  private readonly addBos: number | null | undefined;
-  private readonly addEos: number | null | undefined;
   private template: Template | null = null;
 
   constructor(tokenizerJson: Json, tokenizerConfig: Json = {}, options: TokenizerOptions = {}) {
@@ -168,16 +165,6 @@ export class TextTokenizer {
         (s.type === 'Strip' && s.content === ' ' && Number(s.start) > 0) ||
         (s.type === 'Metaspace' && prependsSpace(s)),
     );
-    // transformers rebuilds a Llama-style post-processor from add_bos_token/add_eos_token when the
-    // config states them; otherwise tokenizer.json's post-processor decides.
-    const flag = (key: string, token: string) =>
-      typeof tokenizerConfig[key] === 'boolean'
-        ? tokenizerConfig[key]
-          ? (this.inner.token_to_id(token) ?? null)
-          : null
-        : undefined;
-    this.addBos = flag('add_bos_token', this.bosToken);
-    this.addEos = flag('add_eos_token', this.eosToken);
   }
 
   /** Parses the two files' bytes or text. Errors name the file. */
@@ -194,23 +181,14 @@ export class TextTokenizer {
   }
 
   /**
-   * Token ids of a text. `addSpecialTokens` adds what the runtime adds around a text: in
-   * transformers `<s>`/`</s>` per tokenizer_config.json's add_bos_token/add_eos_token, else per the
-   * post-processor; onnxruntime-genai opens its tokenizer with add_special_tokens off, so it adds
-   * nothing there.
+   * Token ids of a text. `addSpecialTokens` adds what the runtime adds around a text: transformers
+   * (5.x, like transformers.js) applies tokenizer.json's post-processor, whatever
+   * tokenizer_config.json's add_bos_token says; onnxruntime-genai opens its tokenizer with
+   * add_special_tokens off, so it adds nothing. Phi-3-mini's files agree: no `<s>` either way.
    */
   encode(text: string, { addSpecialTokens = true }: { addSpecialTokens?: boolean } = {}): number[] {
-    const explicit = this.addBos !== undefined || this.addEos !== undefined;
-    if (this.runtime === 'onnxruntime-genai' || !addSpecialTokens || explicit) {
-      const ids = this.inner.encode(text, { add_special_tokens: false }).ids;
-      if (this.runtime === 'onnxruntime-genai' || !addSpecialTokens) return ids;
-      return [
-        ...(this.addBos != null ? [this.addBos] : []),
-        ...ids,
-        ...(this.addEos != null ? [this.addEos] : []),
-      ];
-    }
-    return this.inner.encode(text, { add_special_tokens: true }).ids;
+    const add = addSpecialTokens && this.runtime === 'transformers';
+    return this.inner.encode(text, { add_special_tokens: add }).ids;
   }
 
   /**
@@ -300,7 +278,7 @@ export class TextTokenizer {
   /**
    * Token ids of a chat, as MLflow's llm/v1/chat serves a transformers pipeline: the template is
    * rendered to text, and the pipeline tokenizes that text with the tokenizer's own special-token
-   * rule (for Phi-3, add_bos_token false: no `<s>`).
+   * rule (for Phi-3's files: no `<s>`).
    */
   encodeChat(messages: ChatMessage[]): number[] {
     return this.encode(this.renderChat(messages), { addSpecialTokens: true });
