@@ -13,6 +13,7 @@ import {
 import { writeBlob, StorageQuotaError } from '../store/blobs.ts';
 import { ensureSpaceFor } from '../store/quota.ts';
 import { exportEverything, importEverything } from './backup.ts';
+import { encodeValue } from '../store/backup.ts';
 import { collectOrphanFiles, deleteModelWeights, storageUsage } from './storage-usage.ts';
 
 export interface ReliabilityHook {
@@ -29,6 +30,15 @@ export interface ReliabilityHook {
   writeBlob: typeof writeBlob;
   StorageQuotaError: typeof StorageQuotaError;
   resetDatabaseConnection: typeof resetDatabaseConnection;
+  /** Every object store as JSON text per record (chunk bytes as SHA-256), for comparisons. */
+  snapshotStores(): Promise<Record<string, string[]>>;
+}
+
+async function digest(v: unknown): Promise<string> {
+  const bytes =
+    v instanceof Blob ? await v.arrayBuffer() : v instanceof Uint8Array ? v : new Uint8Array();
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as BufferSource));
+  return Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 const hook: ReliabilityHook = {
@@ -59,6 +69,23 @@ const hook: ReliabilityHook = {
   writeBlob,
   StorageQuotaError,
   resetDatabaseConnection,
+  async snapshotStores() {
+    const db = await getDatabase();
+    const out: Record<string, string[]> = {};
+    for (const name of Array.from(db.objectStoreNames)) {
+      const keys = await db.getAllKeys(name);
+      const values = await db.getAll(name);
+      out[name] = await Promise.all(
+        keys.map(async (k, i) =>
+          JSON.stringify([
+            encodeValue(k),
+            name === 'blobChunks' ? await digest(values[i]) : encodeValue(values[i]),
+          ]),
+        ),
+      );
+    }
+    return out;
+  },
 };
 
 (globalThis as unknown as { tabflowReliability?: ReliabilityHook }).tabflowReliability = hook;
