@@ -9,8 +9,7 @@ import { buildChatModelZip } from './support/model-zips.ts';
 import { registerZip } from './support/playground.ts';
 import { seriousA11yViolations } from './support/axe.ts';
 
-// bypassCSP: axe-core is injected as an inline script, which the app's CSP forbids.
-test.use({ serviceWorkers: 'block', bypassCSP: true });
+test.use({ serviceWorkers: 'block' });
 test.setTimeout(300_000);
 
 const CAPITALS = [
