@@ -73,6 +73,8 @@ export interface KernelExports {
     scratch: number,
   ): void;
   siluMul(gate: number, up: number, out: number, n: number): void;
+  /** A checksum of `bytes` bytes read from `p`: for measuring read bandwidth. */
+  readBytes(p: number, bytes: number): number;
 }
 
 /** Where the built modules live; bundlers (Vite) turn these into asset URLs. */

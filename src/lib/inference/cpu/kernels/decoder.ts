@@ -558,3 +558,28 @@ export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
     store<f32>(out + o, (g / (<f32>1 + Mathf.exp(-g))) * load<f32>(up + o));
   }
 }
+
+/**
+ * Reads `bytes` (a multiple of 64) from `p` with SIMD loads and returns a checksum: the bench's
+ * measure of the machine's read bandwidth from wasm, the ceiling of a memory-bound decoder.
+ */
+export function readBytes(p: usize, bytes: usize): i32 {
+  let a = i32x4.splat(0);
+  let b = i32x4.splat(0);
+  let c = i32x4.splat(0);
+  let d = i32x4.splat(0);
+  const end = p + bytes;
+  for (let q = p; q < end; q += 64) {
+    a = i32x4.add(a, v128.load(q));
+    b = i32x4.add(b, v128.load(q, 16));
+    c = i32x4.add(c, v128.load(q, 32));
+    d = i32x4.add(d, v128.load(q, 48));
+  }
+  const s = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
+  return (
+    i32x4.extract_lane(s, 0) +
+    i32x4.extract_lane(s, 1) +
+    i32x4.extract_lane(s, 2) +
+    i32x4.extract_lane(s, 3)
+  );
+}
