@@ -263,7 +263,9 @@ export function promptColumn(input: unknown): string[] {
 
 /**
  * `{prompt} -> string`, as the seed's wrapper: the first prompt, used as is (the caller writes the
- * chat markup), greedy with max_length 300 unless overridden; the answer is the new text only.
+ * chat markup), greedy with max_length 300 unless overridden; the answer is the new text only,
+ * decoded as the model's runtime decodes it (for a genai folder, onnxruntime-genai's
+ * `tokenizer.decode(new_tokens)`: the first new token keeps its leading space).
  */
 export async function predictPrompt(
   generator: TextGenerator,
