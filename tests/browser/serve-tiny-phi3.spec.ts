@@ -30,7 +30,8 @@ const CHAT = [
   { role: 'system' as const, content: 'You are brief.' },
   { role: 'user' as const, content: 'What is MLflow?' },
 ];
-const STEPS = 8;
+const STEPS_WASM = 8;
+const STEPS_WEBGPU = 4;
 
 let fixture: TinyPhi3Paths;
 let tok: TextTokenizer;
@@ -136,8 +137,12 @@ for (const backend of ['wasm', 'webgpu'] as const) {
     test(`serves the tiny Phi-3 (${layout} layout) on ${backend} through both signatures`, async ({
       page,
     }) => {
-      // SwiftShader runs WebGPU on the CPU: about a minute for this test.
-      if (backend === 'webgpu') test.setTimeout(300_000);
+      // SwiftShader runs WebGPU on the CPU at about a second per token. There the test keeps to
+      // what depends on the backend (golden tokens through both signatures) and leaves streamed
+      // chunks and stop strings, which are backend-independent, to the WASM runs.
+      const full = backend === 'wasm';
+      const STEPS = full ? STEPS_WASM : STEPS_WEBGPU;
+      if (!full) test.setTimeout(300_000);
       const { ready, phases, isolated } = await openAndLoad(page, layout, backend);
       expect(ready.backend).toBe(backend);
       expect(ready.layout).toBe(layout);
@@ -159,7 +164,7 @@ for (const backend of ['wasm', 'webgpu'] as const) {
       );
 
       const r = await page.evaluate(
-        async ({ PROMPT, CHAT, STEPS, promptTokens }) => {
+        async ({ PROMPT, CHAT, STEPS, promptTokens, full }) => {
           const hook = window.__tabflowInference;
           const client = window.__client;
           // Raw generation with streaming.
@@ -188,14 +193,15 @@ for (const backend of ['wasm', 'webgpu'] as const) {
             { model: 'tiny-phi3' },
           );
           const chunks = [];
-          for await (const c of hook.chatCompletionChunks(
-            client,
-            { messages: CHAT, max_tokens: STEPS, stream: true },
-            { model: 'tiny-phi3' },
-          ))
-            chunks.push(c);
+          if (full)
+            for await (const c of hook.chatCompletionChunks(
+              client,
+              { messages: CHAT, max_tokens: STEPS, stream: true },
+              { model: 'tiny-phi3' },
+            ))
+              chunks.push(c);
           // A stop string that spans tokens, taken from the answer itself.
-          const stop = done.text.length > 6 ? done.text.slice(3, 6) : null;
+          const stop = full && done.text.length > 6 ? done.text.slice(3, 6) : null;
           const stopped = stop
             ? await hook.chatCompletion(
                 client,
@@ -221,7 +227,7 @@ for (const backend of ['wasm', 'webgpu'] as const) {
             requestId: h.requestId,
           };
         },
-        { PROMPT, CHAT, STEPS, promptTokens: promptIds.length },
+        { PROMPT, CHAT, STEPS, promptTokens: promptIds.length, full },
       );
 
       // Golden greedy tokens, streaming and usage.
@@ -268,15 +274,17 @@ for (const backend of ['wasm', 'webgpu'] as const) {
       expect(Number.isInteger(r.chat.created)).toBe(true);
 
       // Streaming chunks add up to the same message.
-      expect(
-        r.chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === r.chunks[0]!.id),
-      ).toBe(true);
-      expect(r.chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
-      expect(r.chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(
-        r.chat.choices[0]!.message.content,
-      );
-      expect(r.chunks.at(-1)!.choices[0]!.finish_reason).toBe(r.chat.choices[0]!.finish_reason);
-      expect(r.chunks.at(-1)!.usage).toEqual(r.chat.usage);
+      if (full) {
+        expect(
+          r.chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === r.chunks[0]!.id),
+        ).toBe(true);
+        expect(r.chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
+        expect(r.chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(
+          r.chat.choices[0]!.message.content,
+        );
+        expect(r.chunks.at(-1)!.choices[0]!.finish_reason).toBe(r.chat.choices[0]!.finish_reason);
+        expect(r.chunks.at(-1)!.usage).toEqual(r.chat.usage);
+      }
 
       // Stop sequences.
       if (r.stop && r.raw) {
