@@ -31,11 +31,13 @@ export interface StartOptions {
   /** Browser origins allowed to call the API (MLflow 3.5+ security middleware). */
   corsAllowedOrigins?: string[];
   flavour?: Flavour;
+  /** An interpreter with MLflow installed (default: the flavour's venv). */
+  python?: string;
   timeoutMs?: number;
 }
 
 export async function startMlflowServer(options: StartOptions): Promise<MlflowServer> {
-  const python = PY[options.flavour ?? 'mlflow3'];
+  const python = options.python ?? PY[options.flavour ?? 'mlflow3'];
   if (!python) throw new PythonError('No interpreter for the MLflow server');
   const port = await freePort();
   const args = [
