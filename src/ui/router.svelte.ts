@@ -118,8 +118,14 @@ class Router {
     this.query = query;
   }
 
-  navigate(to: Route, opts: { replace?: boolean } = {}): void {
-    const h = href(to);
+  /**
+   * Goes to a route. `query` adds parameters the route itself does not define (page state such
+   * as a runs filter), so that deep links and the back button restore it.
+   */
+  navigate(to: Route, opts: { replace?: boolean; query?: URLSearchParams } = {}): void {
+    const extra = opts.query?.toString() ?? '';
+    const base = href(to);
+    const h = extra ? `${base}${base.includes('?') ? '&' : '?'}${extra}` : base;
     if (opts.replace) history.replaceState(history.state, '', h);
     else location.hash = h;
     this.#read();

@@ -274,6 +274,23 @@ export class RegistryClient {
     return importModelFolder(this.db, files, opts);
   }
 
+  /** Folders of a run's artifacts that hold an MLflow model (an MLmodel file); '' is the root. */
+  async listRunModelFolders(runId: string): Promise<string[]> {
+    const folders = (await getRunArtifacts(this.db, runId))
+      .filter((a) => a.path === 'MLmodel' || a.path.endsWith('/MLmodel'))
+      .map((a) => a.path.slice(0, Math.max(0, a.path.length - '/MLmodel'.length)));
+    return folders.sort();
+  }
+
+  /** The model versions registered from a run (MLflow's search_model_versions run_id filter). */
+  async listRunModelVersions(runId: string): Promise<ModelVersionView[]> {
+    const { versions } = await this.searchModelVersions({
+      filter: `run_id = '${runId.replace(/'/g, "''")}'`,
+      orderBy: ['name ASC', 'version_number ASC'],
+    });
+    return versions;
+  }
+
   /**
    * "Register model" from a run's artifacts: copies the files under `artifactPath` (which must
    * hold an MLmodel) into a new version whose source is `runs:/<runId>/<artifactPath>`.
