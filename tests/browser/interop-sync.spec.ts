@@ -87,7 +87,7 @@ test('a saved server, Push to… from a run, MlflowClient reads it, a second pus
   const section = page
     .getByRole('region', { name: 'Remote MLflow servers' })
     .or(page.locator('section[aria-labelledby="remote-servers"]'));
-  await section.getByLabel('Server URL').fill(server!.url);
+  await section.getByRole('textbox', { name: 'Server URL' }).fill(server!.url);
   await section.getByLabel('Name').fill('local mlflow');
   await section.getByRole('button', { name: 'Add server' }).click();
   await expect(section.getByText(server!.url)).toBeVisible();
@@ -159,4 +159,75 @@ test('a saved server, Push to… from a run, MlflowClient reads it, a second pus
   const error = panel.getByTestId('push-error');
   await expect(error).toContainText('INVALID_PARAMETER_VALUE: ');
   await expect(error).toContainText("'batch'");
+});
+
+test('a model version pushed from its page, then pulled with the run into a fresh profile from the server lists', async ({
+  page,
+  browser,
+}) => {
+  test.skip(!available, 'no MLflow venv');
+  await openWithHook(page, '#/settings');
+  await page.getByRole('textbox', { name: 'Server URL' }).fill(server!.url);
+  await page.getByRole('button', { name: 'Add server' }).click();
+  const experimentId = await createExperiment(page, 'models-from-browser');
+  const [runId] = await logRuns(page, experimentId, [
+    { name: 'trainer', params: { epochs: '3' }, metrics: { acc: [0.5, 0.75] } },
+  ]);
+  await page.evaluate(async (runId) => {
+    const hook = (
+      globalThis as unknown as {
+        tabflowTest: TestHook & {
+          getRegistry(): Promise<import('../../src/lib/services/registry.ts').RegistryClient>;
+        };
+      }
+    ).tabflowTest;
+    const t = await hook.getTracking();
+    await t.logText(
+      runId,
+      'flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n',
+      'model/MLmodel',
+    );
+    await t.logText(runId, 'weights', 'model/python_model.pkl');
+    const reg = await hook.getRegistry();
+    await reg.registerModelFromRun('browser-model', runId, 'model');
+    await reg.setRegisteredModelAlias('browser-model', 'champion', 1);
+  }, runId!);
+
+  await openWithHook(page, '#/models/browser-model/versions/1');
+  await page.getByRole('button', { name: 'Push to…' }).click();
+  const panel = page.getByRole('group', { name: 'Push to a remote MLflow server' });
+  await panel.getByRole('button', { name: 'Push', exact: true }).click();
+  await expect(panel.getByTestId('push-result')).toContainText('Pushed: browser-model version 1', {
+    timeout: 60_000,
+  });
+
+  // A fresh profile browses the server and pulls the run and the version.
+  const fresh = await browser.newContext();
+  const other = await fresh.newPage();
+  await openWithHook(other, '#/settings');
+  await other.getByRole('textbox', { name: 'Server URL' }).fill(server!.url);
+  await other.getByRole('button', { name: 'Add server' }).click();
+  await other.getByRole('button', { name: 'Browse' }).click();
+  const lists = other.getByRole('region', { name: /^Contents of / });
+  await lists.getByRole('button', { name: 'models-from-browser' }).click();
+  await lists.getByRole('button', { name: 'Pull run trainer' }).click();
+  await expect(lists.getByText('Pulled (2 metric points, 2 files).')).toBeVisible();
+  await lists.getByRole('button', { name: 'browser-model' }).click();
+  await lists.getByRole('button', { name: 'Pull browser-model version 1' }).click();
+  await expect(lists.getByText('Pulled as version 1.')).toBeVisible();
+  const pulled = await other.evaluate(async () => {
+    const hook = (
+      globalThis as unknown as {
+        tabflowTest: {
+          getRegistry(): Promise<import('../../src/lib/services/registry.ts').RegistryClient>;
+        };
+      }
+    ).tabflowTest;
+    const v = await (await hook.getRegistry()).getModelVersion('browser-model', 1);
+    return { aliases: v.aliases };
+  });
+  expect(pulled.aliases).toEqual(['champion']);
+  await openWithHook(other, `#/experiments`);
+  await expect(other.getByText('models-from-browser')).toBeVisible();
+  await fresh.close();
 });
