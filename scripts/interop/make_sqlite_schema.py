@@ -7,7 +7,9 @@ to its head), then writes <out-dir>/schema-<revision>.sql.ts with every CREATE s
 creation order and the rows MLflow puts there on its own (the alembic revision, the default
 workspace). The Default experiment is left out: an export writes the app's own experiments.
 The app builds an mlflow.db from this text with sql.js, so no Python is needed in the browser.
-Re-run it (with the interop venv's python) when the interop tests move to a newer MLflow.
+Re-run it when the interop tests move to a newer MLflow: with .venv/bin/python for the newest
+schema and .venv-mlflow2/bin/python for the 2.x one, then list the new file in
+src/lib/mlflow/sqlite/writer.ts (SCHEMAS) and its revision in reader.ts (KNOWN_ALEMBIC_REVISIONS).
 """
 
 import json

@@ -115,6 +115,20 @@ describe('mlflow.db export', () => {
     );
   });
 
+  it('writes the MLflow 2.x schema on request, and refuses a version it has no schema for', async () => {
+    const client = await fresh();
+    const exp = await client.createExperiment('two');
+    await client.startRun({ experimentId: exp, runName: 'r' });
+    const out = await exportMlflowDb(client.db, { mlflowVersion: '2.22.5' });
+    expect(out.alembicRevision).toBe('0584bdc529eb');
+    const back = await readMlflowDbFile(out.database);
+    expect(back.alembicRevision).toBe('0584bdc529eb');
+    expect(back.runs.map((r) => r.info.runName)).toEqual(['r']);
+    await expect(exportMlflowDb(client.db, { mlflowVersion: '1.0' })).rejects.toThrow(
+      /No mlflow.db schema for MLflow 1.0; available: 3.17.2, 2.22.5/,
+    );
+  });
+
   it('refuses an experiment id that is not a number, naming it', async () => {
     const client = await fresh();
     await client.createExperiment('odd-id', { experimentId: 'abc' });

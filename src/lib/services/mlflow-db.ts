@@ -21,6 +21,8 @@ import {
   type SqlRunner,
 } from '../mlflow/sqlite/reader.ts';
 import {
+  LATEST_SCHEMA,
+  SCHEMAS,
   SCHEMA_MLFLOW_VERSION,
   SCHEMA_REVISION,
   writeMlflowDb,
@@ -31,7 +33,7 @@ import * as registry from '../store/registry.ts';
 import { readBlobBytes } from '../store/blobs.ts';
 import { emitStoreChange } from './events.ts';
 
-export { MlflowDbError, SCHEMA_MLFLOW_VERSION, SCHEMA_REVISION };
+export { MlflowDbError, SCHEMAS, SCHEMA_MLFLOW_VERSION, SCHEMA_REVISION };
 
 let sqlJs: Promise<SqlJsStatic> | undefined;
 
@@ -257,6 +259,8 @@ export interface MlflowDbExportOptions {
    * `mlflow-artifacts:` get their files in `artifacts`.
    */
   useArtifactProxy?: boolean;
+  /** The MLflow version whose schema to write (one of SCHEMAS; default the newest). */
+  mlflowVersion?: string;
   wasmUrl?: string;
 }
 
@@ -362,6 +366,14 @@ export async function exportMlflowDb(
   db: AnyDB,
   options: MlflowDbExportOptions = {},
 ): Promise<MlflowDbExport> {
+  const schema = options.mlflowVersion
+    ? SCHEMAS.find((s) => s.mlflowVersion === options.mlflowVersion)
+    : LATEST_SCHEMA;
+  if (!schema) {
+    throw new MlflowDbError(
+      `No mlflow.db schema for MLflow ${options.mlflowVersion}; available: ${SCHEMAS.map((s) => s.mlflowVersion).join(', ')}.`,
+    );
+  }
   const { input, artifacts } = await exportContents(db, options);
   const SQL = await loadSqlJs(options.wasmUrl);
   const database = new SQL.Database();
@@ -374,13 +386,14 @@ export async function exportMlflowDb(
         },
       },
       input,
+      schema,
     );
     database.run('COMMIT');
     return {
       database: database.export(),
       artifacts,
-      mlflowVersion: SCHEMA_MLFLOW_VERSION,
-      alembicRevision: SCHEMA_REVISION,
+      mlflowVersion: schema.mlflowVersion,
+      alembicRevision: schema.revision,
     };
   } finally {
     database.close();

@@ -6,9 +6,31 @@
  */
 import type { Metric } from '../entities.ts';
 import { MlflowDbError, type MlflowDbContents } from './reader.ts';
-import { SCHEMA_MLFLOW_VERSION, SCHEMA_REVISION, SCHEMA_SQL } from './schema-dc11669786a5.sql.ts';
+import * as latest from './schema-dc11669786a5.sql.ts';
+import * as mlflow2 from './schema-0584bdc529eb.sql.ts';
 
-export { SCHEMA_MLFLOW_VERSION, SCHEMA_REVISION };
+/** A schema MLflow created, shipped as text (scripts/interop/make_sqlite_schema.py). */
+export interface MlflowDbSchema {
+  mlflowVersion: string;
+  revision: string;
+  sql: readonly string[];
+}
+
+const schemaOf = (m: {
+  SCHEMA_MLFLOW_VERSION: string;
+  SCHEMA_REVISION: string;
+  SCHEMA_SQL: readonly string[];
+}): MlflowDbSchema => ({
+  mlflowVersion: m.SCHEMA_MLFLOW_VERSION,
+  revision: m.SCHEMA_REVISION,
+  sql: m.SCHEMA_SQL,
+});
+
+/** The schemas an export can have: the newest MLflow the interop tests run, and one late 2.x. */
+export const SCHEMAS: readonly MlflowDbSchema[] = [schemaOf(latest), schemaOf(mlflow2)];
+export const LATEST_SCHEMA: MlflowDbSchema = SCHEMAS[0]!;
+export const SCHEMA_MLFLOW_VERSION = LATEST_SCHEMA.mlflowVersion;
+export const SCHEMA_REVISION = LATEST_SCHEMA.revision;
 
 export type SqlValue = string | number | null;
 
@@ -75,13 +97,21 @@ export function latestMetric(points: readonly Metric[]): Metric | undefined {
 }
 
 /** Creates MLflow's schema (tables, indexes, the alembic revision) in an empty database. */
-export function createSchema(sql: SqlExecutor): void {
-  for (const statement of SCHEMA_SQL) sql.run(statement);
+export function createSchema(sql: SqlExecutor, schema: MlflowDbSchema = LATEST_SCHEMA): void {
+  for (const statement of schema.sql) sql.run(statement);
 }
 
-/** Writes the schema and every entity. Throws MlflowDbError naming what cannot be stored. */
-export function writeMlflowDb(sql: SqlExecutor, input: MlflowDbWriteInput): void {
-  createSchema(sql);
+/**
+ * Writes the schema and every entity. The columns written exist in every schema of SCHEMAS
+ * (3.x adds a `workspace` column, left at its default). Throws MlflowDbError naming what cannot
+ * be stored.
+ */
+export function writeMlflowDb(
+  sql: SqlExecutor,
+  input: MlflowDbWriteInput,
+  schema: MlflowDbSchema = LATEST_SCHEMA,
+): void {
+  createSchema(sql, schema);
 
   const experimentIds = new Set<string>();
   for (const e of input.experiments) {
