@@ -155,3 +155,31 @@ describe('an mlflow.db exported by the app', () => {
     },
   );
 });
+
+describe('an mlflow.db exported with the MLflow 2.x schema', () => {
+  const has2 = Boolean(PY.mlflow2);
+
+  it.skipIf(!has2)(
+    'is read by MLflow 2.x MlflowClient exactly as MLflow 2.x wrote the source database',
+    async () => {
+      const dir = tempDir('mlflow-db-export-2x');
+      const source = join(dir, 'source.db');
+      await runPythonJson('mlflow2', 'write_store.py', [`sqlite:///${source}`, join(dir, 'files')]);
+      const truth = join(dir, 'truth.json');
+      await runPython('mlflow2', 'dump_store.py', ['dump', `sqlite:///${source}`, '--out', truth]);
+      const db = await openDatabase({ name: 'interop-mlflow-db-export-2x' });
+      const imported = await importMlflowDb(db, new Uint8Array(readFileSync(source)));
+      const out = await exportMlflowDb(db, { mlflowVersion: '2.22.5' });
+      // The source's own revision: MLflow 2.22 opens the export without migrating it.
+      expect(out.alembicRevision).toBe(imported.alembicRevision);
+      const file = join(dir, 'export.db');
+      writeFileSync(file, out.database);
+      const diff = await runPythonJson<unknown[]>('mlflow2', 'dump_store.py', [
+        'diff',
+        truth,
+        `sqlite:///${file}`,
+      ]);
+      expect(diff).toEqual([]);
+    },
+  );
+});
