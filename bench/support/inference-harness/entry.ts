@@ -119,19 +119,34 @@ const harness = {
     }
   },
 
-  /** The files fetched into ArrayBuffers of their exact size (the in-memory baseline). */
-  async buffers(base: string, names: string[]): Promise<Record<string, ArrayBuffer>> {
-    const out: Record<string, ArrayBuffer> = {};
+  /**
+   * The files fetched into memory and wrapped as Blobs of 64 MiB ArrayBuffer parts (the in-memory
+   * baseline). One ArrayBuffer per file is not possible above 2 GiB: Chromium refuses to post
+   * (clone or transfer) an ArrayBuffer that large to a worker.
+   */
+  async memoryBlobs(base: string, names: string[]): Promise<Record<string, Blob>> {
+    const PART = 64 * 1024 * 1024;
+    const out: Record<string, Blob> = {};
     for (const n of names) {
-      const { body, size } = await fetchBody(base + n);
-      const buf = new Uint8Array(size);
-      let off = 0;
-      for await (const c of chunks(body)) {
-        buf.set(c, off);
-        off += c.length;
+      const { body } = await fetchBody(base + n);
+      const parts: Uint8Array[] = [];
+      let part = new Uint8Array(PART);
+      let fill = 0;
+      for await (let c of chunks(body)) {
+        while (c.length) {
+          const take = Math.min(c.length, PART - fill);
+          part.set(c.subarray(0, take), fill);
+          fill += take;
+          c = c.subarray(take);
+          if (fill === PART) {
+            parts.push(part);
+            part = new Uint8Array(PART);
+            fill = 0;
+          }
+        }
       }
-      if (off !== size) throw new Error(`${n}: got ${off} of ${size} bytes`);
-      out[n] = buf.buffer;
+      if (fill) parts.push(part.slice(0, fill));
+      out[n] = new Blob(parts as BlobPart[]);
     }
     return out;
   },
