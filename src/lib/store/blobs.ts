@@ -140,13 +140,42 @@ export async function writeBlob(
     if (pending.length === 0) return;
     const tx = db.transaction('blobChunks', 'readwrite');
     const store = tx.objectStore('blobChunks');
-    for (const c of pending) {
-      void store.put(toStored(c), [id, record.chunkCount]);
-      record.chunkCount++;
-      record.size += c.length;
+    // Every request's promise is awaited with the transaction: when one fails (quota) the
+    // transaction aborts and all of them reject; left unawaited they would surface as unhandled
+    // rejections. The chunk count only advances once the transaction committed.
+    const requests: Promise<unknown>[] = [];
+    let count = record.chunkCount;
+    let size = record.size;
+    let thrown: { error: unknown } | null = null;
+    try {
+      for (const c of pending) {
+        requests.push(store.put(toStored(c), [id, count]));
+        count++;
+        size += c.length;
+      }
+    } catch (e) {
+      // A put that throws at once (quota, clone error): nothing of this batch may commit.
+      thrown = { error: e };
+      try {
+        tx.abort();
+      } catch {
+        // already finished or aborting
+      }
     }
     pending = [];
-    await tx.done;
+    const settled = await Promise.allSettled([...requests, tx.done]);
+    const failures = settled
+      .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+      .map((r) => r.reason as unknown);
+    // The request that failed carries the cause; the others only say they were aborted.
+    const cause = failures.find(
+      (e) => !(e instanceof Error && /^(AbortError|TransactionInactiveError)$/.test(e.name)),
+    );
+    if (cause !== undefined) throw cause;
+    if (thrown) throw thrown.error;
+    if (failures.length > 0) throw failures[0];
+    record.chunkCount = count;
+    record.size = size;
     opts.onProgress?.(record.size);
   };
   try {
