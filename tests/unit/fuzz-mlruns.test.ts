@@ -95,11 +95,9 @@ describe('mlruns reader under arbitrary trees', () => {
     );
   });
 
-  // Known gap, kept visible: the yaml package stops an alias bomb with a ReferenceError, and the
-  // reader (src/lib/mlflow/mlruns/reader.ts, parseYamlMap) lets it escape instead of turning it
-  // into MlrunsParseError. The expansion itself is stopped (no hang). When the reader wraps
-  // `doc.toJS()`, this test starts failing: turn `it.fails` into `it`.
-  it.fails('an alias bomb in meta.yaml is refused with MlrunsParseError', () => {
+  // The yaml package stops the expansion with a ReferenceError; the reader reports it as the
+  // documented error.
+  it('an alias bomb in meta.yaml is refused with MlrunsParseError', () => {
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x]'];
     for (let i = 1; i < 9; i++)
       lines.push(
@@ -235,5 +233,58 @@ describe('mlruns writer and reader agree', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('plain scalars that PyYAML reads as strings', () => {
+  // PyYAML (YAML 1.1) writes these unquoted and reads them back as strings; YAML 1.2 readers
+  // see numbers. String keys keep the text as written.
+  const names = ['0e0', '1e5', '1E+5', '-0e0', '0o17', '12e3'];
+
+  it('a meta.yaml written by MLflow reads them as the names they are', () => {
+    for (const n of names) {
+      const meta = GOOD_RUN_META.replace('run_name: r\n', `run_name: ${n}\n`);
+      const expMeta = GOOD_EXP_META.replace('name: fuzz\n', `name: ${n}\n`);
+      const tree = readMlruns(
+        new Map([
+          [`mlruns/${EXP}/meta.yaml`, enc.encode(expMeta)],
+          [`mlruns/${EXP}/${RUN}/meta.yaml`, enc.encode(meta)],
+        ]),
+      );
+      const x = tree.experiments[0]!;
+      expect(x.experiment.name).toBe(n);
+      expect(x.runs[0]!.info.runName).toBe(n);
+    }
+  });
+
+  it('the writer and the reader round-trip them', () => {
+    for (const n of names) {
+      const experiment: Experiment = {
+        experimentId: EXP,
+        name: n,
+        artifactLocation: `file:///tmp/mlruns/${EXP}`,
+        lifecycleStage: 'active',
+        creationTime: 1_700_000_000_000,
+        lastUpdateTime: 1_700_000_000_000,
+        tags: {},
+      };
+      const info = {
+        runId: RUN,
+        experimentId: EXP,
+        runName: n,
+        userId: 'u',
+        status: 'FINISHED' as const,
+        startTime: 1_700_000_000_000,
+        endTime: 1_700_000_001_000,
+        artifactUri: `file:///tmp/mlruns/${EXP}/${RUN}/artifacts`,
+        lifecycleStage: 'active',
+      };
+      const { files } = writeExperimentFolder(experiment, [
+        { info, deletedTime: null, params: {}, tags: {}, metrics: {}, inputs: [] },
+      ]);
+      const tree = readMlruns(new Map([...files].map(([p, b]) => [`mlruns/${EXP}/${p}`, b])));
+      expect(tree.experiments[0]!.experiment.name).toBe(n);
+      expect(tree.experiments[0]!.runs[0]!.info).toEqual(info);
+    }
   });
 });

@@ -2,7 +2,7 @@
  * Reads an `mlruns/` tree written by Python MLflow's FileStore (1.x to 3.x) from a map of
  * path -> bytes. Pure: no storage, no DOM. Every failure names the file and, where it can, the line.
  */
-import { parseDocument } from 'yaml';
+import { isMap, isScalar, parseDocument } from 'yaml';
 import type { Dataset, DatasetInput, Experiment, Metric, RunInfo } from '../entities.ts';
 import { validateKey } from '../validation.ts';
 import { MlflowError } from '../errors.ts';
@@ -34,7 +34,49 @@ export function lineOfKey(src: string, key: string): number | null {
 
 export type YamlMap = Record<string, unknown>;
 
-function parseYamlMap(file: string, bytes: Uint8Array): { map: YamlMap; src: string } {
+/** Aliases a document may expand before it is refused (a "billion laughs" file). */
+const MAX_ALIAS_COUNT = 100;
+
+function toJSGuarded(file: string, doc: ReturnType<typeof parseDocument>): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    // The yaml package stops an expansion bomb with a ReferenceError ("Excessive alias count").
+    if (e instanceof ReferenceError || (e instanceof Error && /alias/i.test(e.message))) {
+      throw new MlrunsParseError(file, 1, 'YAML aliases expand too far');
+    }
+    throw e;
+  }
+}
+
+/**
+ * The source text of each top-level plain (unquoted) scalar. PyYAML (which writes these files)
+ * resolves plain scalars by YAML 1.1 rules, where `0e0`, `1e5` or `0o17` are strings; the yaml
+ * package reads them as numbers. A key that must be a string takes this text instead.
+ */
+function plainSources(doc: ReturnType<typeof parseDocument>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const contents = doc.contents;
+  if (!isMap(contents)) return out;
+  for (const pair of contents.items) {
+    const k: unknown = isScalar(pair.key) ? pair.key.value : pair.key;
+    const v = pair.value;
+    if (
+      typeof k === 'string' &&
+      isScalar(v) &&
+      v.type === 'PLAIN' &&
+      typeof v.source === 'string'
+    ) {
+      out[k] = v.source;
+    }
+  }
+  return out;
+}
+
+function parseYamlMap(
+  file: string,
+  bytes: Uint8Array,
+): { map: YamlMap; src: string; plain: Record<string, string> } {
   const src = text(file, bytes);
   const doc = parseDocument(src, { uniqueKeys: true, prettyErrors: false });
   const err = doc.errors[0];
@@ -42,11 +84,11 @@ function parseYamlMap(file: string, bytes: Uint8Array): { map: YamlMap; src: str
     const line = src.slice(0, err.pos[0]).split('\n').length;
     throw new MlrunsParseError(file, line, `invalid YAML: ${err.message.split('\n')[0]}`);
   }
-  const value: unknown = doc.toJS();
+  const value: unknown = toJSGuarded(file, doc);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new MlrunsParseError(file, 1, 'expected a YAML mapping of keys to values');
   }
-  return { map: value as YamlMap, src };
+  return { map: value as YamlMap, src, plain: plainSources(doc) };
 }
 
 export class Fields {
@@ -54,6 +96,8 @@ export class Fields {
     readonly file: string,
     readonly map: YamlMap,
     readonly src: string,
+    /** Source text of plain scalars, by key (see plainSources). */
+    readonly plain: Record<string, string> = {},
   ) {}
   fail(key: string, expected: string): never {
     const v = this.map[key];
@@ -73,7 +117,7 @@ export class Fields {
       this.fail(key, 'a string');
     }
     if (typeof v === 'string') return v;
-    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    if (typeof v === 'number' || typeof v === 'boolean') return this.plain[key] ?? String(v);
     this.fail(key, 'a string');
   }
   optStr(key: string): string | null {
@@ -96,8 +140,8 @@ export class Fields {
 }
 
 export function fields(file: string, bytes: Uint8Array): Fields {
-  const { map, src } = parseYamlMap(file, bytes);
-  return new Fields(file, map, src);
+  const { map, src, plain } = parseYamlMap(file, bytes);
+  return new Fields(file, map, src, plain);
 }
 
 export function checkSafePath(p: string): void {
@@ -456,8 +500,9 @@ export function metaExtras(
   const out: Record<string, string | number | boolean | null> = {};
   let map: unknown;
   try {
-    map = parseDocument(decoder.decode(bytes)).toJS();
+    map = parseDocument(decoder.decode(bytes)).toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch {
+    // An alias bomb or broken YAML: the strict parse of the same file reports it.
     return out;
   }
   if (!map || typeof map !== 'object' || Array.isArray(map)) return out;
