@@ -145,9 +145,19 @@ describe('stop strings', () => {
           maxLength: 3,
         }),
         (pieces, stops) => {
-          const all = pieces.join('');
-          const hits = stops.map((s) => all.indexOf(s)).filter((i) => i >= 0);
-          const cut = hits.length ? Math.min(...hits) : -1;
+          // Generation stops at the first piece (token) after which some stop string has
+          // appeared; the answer is the text before the earliest occurrence at that moment. A
+          // longer stop that would have started earlier but completes later never gets the chance.
+          let all = '';
+          let cut = -1;
+          for (const piece of pieces) {
+            all += piece;
+            const hits = stops.map((s) => all.indexOf(s)).filter((i) => i >= 0);
+            if (hits.length) {
+              cut = Math.min(...hits);
+              break;
+            }
+          }
           const r = run(pieces, stops);
           expect(r.shown).toBe(cut >= 0 ? all.slice(0, cut) : all);
           expect(r.stopped).toBe(cut >= 0);
@@ -155,6 +165,10 @@ describe('stop strings', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('stops when the first stop string completes, even if a longer one began earlier', () => {
+    expect(run(['bc', 'c'], ['c', 'bcc'])).toMatchObject({ shown: 'b', stopped: true });
   });
 });
 
