@@ -10,7 +10,7 @@ import {
   type RunForWriting,
 } from '../../src/lib/mlflow/mlruns/index.ts';
 import { MlflowError } from '../../src/lib/mlflow/errors.ts';
-import type { Experiment, Metric, RunStatus } from '../../src/lib/mlflow/entities.ts';
+import type { Experiment, Metric, RunInfo, RunStatus } from '../../src/lib/mlflow/entities.ts';
 
 const enc = new TextEncoder();
 
@@ -268,12 +268,12 @@ describe('plain scalars that PyYAML reads as strings', () => {
         lastUpdateTime: 1_700_000_000_000,
         tags: {},
       };
-      const info = {
+      const info: RunInfo = {
         runId: RUN,
         experimentId: EXP,
         runName: n,
         userId: 'u',
-        status: 'FINISHED' as const,
+        status: 'FINISHED',
         startTime: 1_700_000_000_000,
         endTime: 1_700_000_001_000,
         artifactUri: `file:///tmp/mlruns/${EXP}/${RUN}/artifacts`,

@@ -5,6 +5,7 @@
  */
 import { getDatabase, type AnyDB } from '../store/db.ts';
 import { readBlob } from '../store/blobs.ts';
+import { weightsMissing } from './storage-usage.ts';
 import { listModelFiles, readModelFileText } from '../store/model-files.ts';
 import {
   getModelVersionRecord,
@@ -191,7 +192,23 @@ export interface LoadedModel {
   signature: Signature | null;
 }
 
-/** Reads a version's files from the store and loads them into the inference worker. */
+/** The version's weight files are gone (deleted in Settings to free space, or never finished). */
+export class WeightsMissingError extends Error {
+  override name = 'WeightsMissingError';
+  constructor(
+    readonly modelName: string,
+    readonly version: string,
+  ) {
+    super(
+      `The weights of ${modelName} v${version} were deleted to free space — re-import the model zip or download it again.`,
+    );
+  }
+}
+
+/**
+ * Reads a version's files from the store and loads them into the inference worker. Throws
+ * WeightsMissingError, before anything is sent to the worker, when its weights were deleted.
+ */
 export async function loadModelVersion(
   client: InferenceClient,
   db: AnyDB,
@@ -199,6 +216,9 @@ export async function loadModelVersion(
   backend: BackendPreference,
   onProgress?: (p: ProgressMessage) => void,
 ): Promise<LoadedModel> {
+  if (await weightsMissing(db, target.versionId)) {
+    throw new WeightsMissingError(target.name, target.version);
+  }
   const files = await modelFilesForServing(db, target);
   const ready = await client.load(
     {
