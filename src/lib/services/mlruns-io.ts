@@ -10,7 +10,9 @@
  * the tracking data, and versions whose files are among the imported run artifacts or MLflow 3
  * logged models get a copy of those files.
  */
-import { unzipSync, zipSync, type Zippable } from 'fflate';
+import type { Zippable } from 'fflate';
+import { DEFAULT_ZIP_LIMITS, unzipGuardedSync, type ZipLimits } from '../archive/mlruns-unzip.ts';
+import { unzipGuardedOffThread, zipOffThread } from '../archive/zip-off-thread.ts';
 import type { AnyDB } from '../store/db.ts';
 import type { Experiment, Metric } from '../mlflow/entities.ts';
 import { MlflowError } from '../mlflow/errors.ts';
@@ -41,23 +43,7 @@ import { emitStoreChange } from './events.ts';
 
 export { MlrunsParseError, type LoggedModelMeta };
 
-export interface ZipLimits {
-  /** Most entries a zip may have. */
-  maxEntries: number;
-  /** Most uncompressed bytes in all. */
-  maxTotalBytes: number;
-  /** Most uncompressed bytes of one entry. */
-  maxEntryBytes: number;
-  /** Highest uncompressed/compressed ratio of an entry bigger than 1 MiB (zip bombs). */
-  maxRatio: number;
-}
-
-export const DEFAULT_ZIP_LIMITS: ZipLimits = {
-  maxEntries: 200_000,
-  maxTotalBytes: 2 * 1024 ** 3,
-  maxEntryBytes: 1024 ** 3,
-  maxRatio: 1000,
-};
+export { DEFAULT_ZIP_LIMITS, type ZipLimits };
 
 export interface ImportOptions {
   /** What to do when an experiment with the same id or name exists: fail (default) or replace it. */
@@ -110,73 +96,16 @@ export interface ExportOptions {
   registeredModels?: string[] | 'all';
 }
 
-function unsafeEntry(name: string): string | null {
-  if (name.includes('\\')) return 'contains a backslash';
-  if (name.startsWith('/')) return 'is an absolute path';
-  if (/^[A-Za-z]:/.test(name)) return 'starts with a drive letter';
-  if (name.includes('\0')) return 'contains a NUL character';
-  if (name.split('/').some((p) => p === '..')) return "contains a '..' segment";
-  return null;
-}
-
-function zipError(message: string): MlflowError {
-  return new MlflowError('INVALID_PARAMETER_VALUE', message);
-}
-
 /**
  * Unzips with the guards applied to the central directory before anything is inflated: entry
- * names (traversal, absolute, backslash, drive letters), entry count, sizes and ratios.
+ * names (traversal, absolute, backslash, drive letters), entry count, sizes and ratios. On the
+ * calling thread; importMlruns uses the worker version (src/lib/archive/zip-off-thread.ts).
  */
 export function unzipGuarded(
   zip: Uint8Array,
   limits: Partial<ZipLimits> = {},
 ): Map<string, Uint8Array> {
-  const lim = { ...DEFAULT_ZIP_LIMITS, ...limits };
-  let entries = 0;
-  let total = 0;
-  const declared = new Map<string, number>();
-  let raw: Record<string, Uint8Array>;
-  try {
-    raw = unzipSync(zip, {
-      filter(file) {
-        const why = unsafeEntry(file.name);
-        if (why) throw zipError(`Zip entry '${file.name}' ${why}; refusing to import.`);
-        if (file.name.endsWith('/') || file.name.startsWith('__MACOSX/')) return false;
-        entries++;
-        if (entries > lim.maxEntries)
-          throw zipError(`The zip has more than ${lim.maxEntries} files.`);
-        if (file.originalSize > lim.maxEntryBytes) {
-          throw zipError(
-            `Zip entry '${file.name}' is ${file.originalSize} bytes, over the ${lim.maxEntryBytes}-byte limit.`,
-          );
-        }
-        total += file.originalSize;
-        if (total > lim.maxTotalBytes)
-          throw zipError(`The zip unpacks to more than ${lim.maxTotalBytes} bytes.`);
-        if (
-          file.originalSize > 1024 ** 2 &&
-          file.originalSize > lim.maxRatio * Math.max(1, file.size)
-        ) {
-          throw zipError(
-            `Zip entry '${file.name}' expands more than ${lim.maxRatio}x; refusing a likely zip bomb.`,
-          );
-        }
-        declared.set(file.name, file.originalSize);
-        return true;
-      },
-    });
-  } catch (e) {
-    if (e instanceof MlflowError) throw e;
-    throw zipError(`Not a readable zip file: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  const out = new Map<string, Uint8Array>();
-  for (const [name, bytes] of Object.entries(raw)) {
-    if (bytes.length !== declared.get(name)) {
-      throw zipError(`Zip entry '${name}' is not the size its header declares.`);
-    }
-    out.set(name, bytes);
-  }
-  return out;
+  return unzipGuardedSync(zip, limits);
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -364,13 +293,14 @@ export async function importMlruns(
   let files: Map<string, Uint8Array>;
   if (source instanceof Map) files = source;
   else {
-    const bytes =
-      source instanceof Uint8Array ? source : new Uint8Array(await source.arrayBuffer());
-    report('unzipping', 0, bytes.length);
+    const size = source instanceof Uint8Array ? source.length : source.size;
+    report('unzipping', 0, size);
     await tick();
     aborted(signal);
-    files = unzipGuarded(bytes, options.limits);
-    report('unzipping', bytes.length, bytes.length);
+    // Off the main thread: a big zip would otherwise block the page for seconds.
+    files = await unzipGuardedOffThread(source, options.limits);
+    aborted(signal);
+    report('unzipping', size, size);
   }
   report('parsing', 0, files.size);
   await tick();
@@ -801,7 +731,7 @@ export async function exportMlruns(db: AnyDB, options: ExportOptions): Promise<U
     if (bytes === null) tree[name] = [new Uint8Array(0), { level: 0 }];
     else tree[name] = [bytes, { level: bytes.length > 8 * 1024 * 1024 ? 0 : 6 }];
   }
-  return zipSync(tree);
+  return zipOffThread(tree);
 }
 
 // ---------------- MLflow 3 logged models kept from an import ----------------
