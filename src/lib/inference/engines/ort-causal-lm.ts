@@ -97,6 +97,24 @@ export function lastRowLogits(t: OrtTensorLike): Float32Array {
   return out;
 }
 
+/**
+ * The most new tokens one WebGPU run may take. onnxruntime-web's WebGPU kernels (1.31.0-dev)
+ * compute this decoder wrongly once a run has 32 or more new tokens: the last position's logits
+ * are off by 12-35% of the largest |logit| against onnxruntime-node and onnxruntime-web's own
+ * wasm, on the same feeds, while every run of up to 31 tokens agrees to ~5e-7 (prefill or with
+ * a past, see tests/browser/webgpu-parity.spec.ts). Longer prompts are therefore fed in chunks,
+ * each appended to the KV cache of the ones before.
+ */
+export const WEBGPU_MAX_TOKENS_PER_RUN = 16;
+
+/** `ids` in consecutive pieces of at most `max` tokens (all of them at once without a max). */
+export function chunked(ids: number[], max?: number): number[][] {
+  if (!max || ids.length <= max) return [ids];
+  const out: number[][] = [];
+  for (let i = 0; i < ids.length; i += max) out.push(ids.slice(i, i + max));
+  return out;
+}
+
 function emptyData(type: string): unknown {
   if (type === 'float16') return new Uint16Array(0);
   if (type === 'float32') return new Float32Array(0);
@@ -118,6 +136,8 @@ export class OrtCausalLM implements CausalLM {
     private readonly runtime: OrtRuntime,
     private readonly session: OrtSessionLike,
     private readonly layout: KvLayout,
+    /** Longer inputs are run in chunks of this many tokens (WEBGPU_MAX_TOKENS_PER_RUN). */
+    private readonly maxTokensPerRun?: number,
   ) {
     const meta = session.inputMetadata?.find((m) => m.name === layout.pastKeys[0]);
     this.kvType = meta?.type ?? 'float32';
@@ -149,6 +169,12 @@ export class OrtCausalLM implements CausalLM {
   }
 
   async forward(ids: number[]): Promise<Float32Array> {
+    let logits: Float32Array | null = null;
+    for (const piece of chunked(ids, this.maxTokensPerRun)) logits = await this.run(piece);
+    return logits!;
+  }
+
+  private async run(ids: number[]): Promise<Float32Array> {
     const L = this.layout;
     const n = ids.length;
     const total = this.pastLength + n;

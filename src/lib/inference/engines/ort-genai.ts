@@ -2,7 +2,12 @@ import { collectEosIds, loadTokenizer, type Engine, type LoadProgress } from '..
 import type { GenerationParams } from '../protocol.ts';
 import { InferenceError } from '../protocol.ts';
 import type { ModelFiles } from './files.ts';
-import { OrtCausalLM, type KvLayout, type OrtRuntime } from './ort-causal-lm.ts';
+import {
+  OrtCausalLM,
+  WEBGPU_MAX_TOKENS_PER_RUN,
+  type KvLayout,
+  type OrtRuntime,
+} from './ort-causal-lm.ts';
 
 /** What the generation loop needs from an onnxruntime-genai `genai_config.json`. */
 export interface GenaiConfig {
@@ -144,7 +149,12 @@ export async function loadGenaiEngine(
   });
   let lm: OrtCausalLM;
   try {
-    lm = new OrtCausalLM(runtime, session, config.layout);
+    lm = new OrtCausalLM(
+      runtime,
+      session,
+      config.layout,
+      runtime.backend === 'webgpu' ? WEBGPU_MAX_TOKENS_PER_RUN : undefined,
+    );
   } catch (e) {
     await session.release();
     throw e;

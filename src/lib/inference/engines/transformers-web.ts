@@ -4,7 +4,12 @@ import type { CausalLM } from '../generate.ts';
 import type { GenerationParams } from '../protocol.ts';
 import { InferenceError } from '../protocol.ts';
 import { readJson, type ModelFiles } from './files.ts';
-import { lastRowLogits, type OrtTensorLike } from './ort-causal-lm.ts';
+import {
+  WEBGPU_MAX_TOKENS_PER_RUN,
+  chunked,
+  lastRowLogits,
+  type OrtTensorLike,
+} from './ort-causal-lm.ts';
 import { errorText, isOutOfMemory } from './ort-runtime.ts';
 
 export interface TransformersLoadOptions {
@@ -55,9 +60,17 @@ class TransformersCausalLM implements CausalLM {
   constructor(
     private readonly model: AnyModel,
     readonly contextLength: number,
+    /** Longer inputs are run in chunks of this many tokens (WEBGPU_MAX_TOKENS_PER_RUN). */
+    private readonly maxTokensPerRun?: number,
   ) {}
 
   async forward(ids: number[]): Promise<Float32Array> {
+    let logits: Float32Array | null = null;
+    for (const piece of chunked(ids, this.maxTokensPerRun)) logits = await this.run(piece);
+    return logits!;
+  }
+
+  private async run(ids: number[]): Promise<Float32Array> {
     const total = this.pastLength + ids.length;
     const out = (await this.model.forward({
       input_ids: new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
@@ -148,7 +161,11 @@ export async function loadTransformersEngine(
     served.delete(id);
   }
   const contextLength = Number(config.max_position_embeddings ?? 4096);
-  const lm = new TransformersCausalLM(model, contextLength);
+  const lm = new TransformersCausalLM(
+    model,
+    contextLength,
+    o.device === 'webgpu' ? WEBGPU_MAX_TOKENS_PER_RUN : undefined,
+  );
   return {
     lm,
     tokenizer,
