@@ -1,6 +1,8 @@
 // Serving the tiny Phi-3 in the real inference worker of the built app, on WASM and on WebGPU
 // (SwiftShader in CI), through both layouts and both signatures. Golden greedy tokens come from
-// a plain onnxruntime-node loop over the same files, computed here in Node.
+// a plain onnxruntime-node loop over the same files, computed here in Node. The CPU engines must
+// give exactly those ids; WebGPU rounds the activations differently from native, so its ids are
+// judged under native's logits instead (tests/helpers/webgpu-parity.ts says why).
 //
 // The app has no serving UI yet: the page is opened with `?inference-test`, which makes it load
 // src/lib/inference/test-hook.ts and expose `window.__tabflowInference`.
@@ -12,6 +14,7 @@ import type { InferenceTestHook } from '../../src/lib/inference/test-hook.ts';
 import type { InferenceClient } from '../../src/lib/inference/client.ts';
 import { TextTokenizer } from '../../src/lib/inference/tokenizer.ts';
 import { ensureTinyPhi3, greedyOrtNode, type TinyPhi3Paths } from '../helpers/tiny-phi3.ts';
+import { judgeGreedy } from '../helpers/webgpu-parity.ts';
 
 declare global {
   interface Window {
@@ -154,14 +157,6 @@ for (const backend of ['wasm', 'webgpu'] as const) {
 
       const promptIds = tok.encode(PROMPT);
       const chatIds = tok.encodeChat(CHAT);
-      const goldPrompt = await golden(layout, promptIds, STEPS);
-      const goldChat = await golden(layout, chatIds, STEPS);
-      // Each layout's answers read as its own runtime decodes them (see inference-tokenizer-parity).
-      const layoutTok = tokenizerFor(layout);
-      const goldText = layoutTok.decodeAnswer(
-        goldPrompt.filter((id) => id < 32000),
-        { promptIds },
-      );
 
       const r = await page.evaluate(
         async ({ PROMPT, CHAT, STEPS, promptTokens, full }) => {
@@ -192,6 +187,13 @@ for (const backend of ['wasm', 'webgpu'] as const) {
             { messages: CHAT, max_tokens: STEPS },
             { model: 'tiny-phi3' },
           );
+          // The chat's own greedy ids, which chat.completion does not carry (judged on WebGPU).
+          const chatRaw = full
+            ? null
+            : await client.generate(
+                { kind: 'chat', messages: CHAT },
+                { max_tokens: STEPS, temperature: 0 },
+              ).result;
           const chunks = [];
           if (full)
             for await (const c of hook.chatCompletionChunks(
@@ -220,6 +222,7 @@ for (const backend of ['wasm', 'webgpu'] as const) {
             done,
             answer,
             chat,
+            chatRaw,
             chunks,
             stop,
             stopped,
@@ -230,8 +233,36 @@ for (const backend of ['wasm', 'webgpu'] as const) {
         { PROMPT, CHAT, STEPS, promptTokens: promptIds.length, full },
       );
 
-      // Golden greedy tokens, streaming and usage.
-      expect(r.done.choices[0]!.tokenIds).toEqual(goldPrompt);
+      // Golden greedy tokens: exactly native's on WASM; on WebGPU native's argmax at every step
+      // or a near-tie within the activation rounding, and then the rest of the checks hold the
+      // other answers to those ids.
+      let goldPrompt: number[];
+      let goldChat: number[];
+      if (full) {
+        goldPrompt = await golden(layout, promptIds, STEPS);
+        goldChat = await golden(layout, chatIds, STEPS);
+        expect(r.done.choices[0]!.tokenIds).toEqual(goldPrompt);
+      } else {
+        goldPrompt = r.done.choices[0]!.tokenIds;
+        goldChat = r.chatRaw!.choices[0]!.tokenIds;
+        for (const [ids, input] of [
+          [goldPrompt, promptIds],
+          [goldChat, chatIds],
+        ] as const) {
+          const judged = await judgeGreedy(graphOf(layout), input, ids);
+          expect(judged.failures, `WebGPU ids ${JSON.stringify(ids)}`).toEqual([]);
+          // Stopped early only on an eos id.
+          if (ids.length < STEPS) expect([32000, 32001, 32007]).toContain(ids.at(-1));
+          else expect(ids.length).toBe(STEPS);
+        }
+        expect(r.chatRaw!.usage.prompt_tokens).toBe(chatIds.length);
+      }
+      // Each layout's answers read as its own runtime decodes them (see inference-tokenizer-parity).
+      const layoutTok = tokenizerFor(layout);
+      const goldText = layoutTok.decodeAnswer(
+        goldPrompt.filter((id) => id < 32000),
+        { promptIds },
+      );
       expect(r.updates.every((u) => u.requestId === r.requestId)).toBe(true);
       expect(r.updates.map((u) => u.text).join('')).toBe(r.done.text);
       expect(r.updates.flatMap((u) => u.tokenIds)).toEqual(goldPrompt);
