@@ -72,6 +72,12 @@ export function explainImportError(e: unknown): ExplainedError {
           : 'The MLmodel file or a file it points at is not what MLflow writes. Fix it and try again.',
       };
     }
+    case 'InsufficientStorageError':
+      return {
+        title: 'Not enough storage',
+        detail,
+        advice: 'Nothing was imported. Free space in Settings, then import again.',
+      };
     case 'StorageQuotaError':
       return { title: 'Out of storage', detail, advice: 'Nothing was kept from this import.' };
     case 'AbortError':
