@@ -75,6 +75,8 @@ export type GenerateInput =
 
 export type ErrorCode =
   | 'oom'
+  /** The model cannot fit in wasm32's 4 GiB of memory (refused before loading its weights). */
+  | 'too-large'
   | 'device-lost'
   | 'load-failed'
   | 'bad-request'

@@ -30,6 +30,7 @@ import {
   toChatCompletion,
 } from '../inference/adapters.ts';
 import type { GenerationHandle, TextGenerator } from '../inference/handle.ts';
+import { checkWasmFit } from '../inference/wasm-fit.ts';
 import type { TrackingClient } from './tracking.ts';
 import { getTracking } from './app.ts';
 import {
@@ -218,6 +219,10 @@ export async function loadModelVersion(
 ): Promise<LoadedModel> {
   if (await weightsMissing(db, target.versionId)) {
     throw new WeightsMissingError(target.name, target.version);
+  }
+  // The CPU engines hold every weight in wasm32 memory: refuse before reading gigabytes.
+  if (backend === 'wasm' || backend === 'cpu' || backend === 'ort-wasm') {
+    checkWasmFit({ weightBytes: target.size, minKvBytes: 0 });
   }
   const files = await modelFilesForServing(db, target);
   const ready = await client.load(

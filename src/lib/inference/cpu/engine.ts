@@ -14,6 +14,7 @@ import { parseGenaiConfig } from '../engines/ort-genai.ts';
 import type { CausalLM } from '../generate.ts';
 import type { GenerationParams } from '../protocol.ts';
 import { InferenceError } from '../protocol.ts';
+import { checkWasmFit } from '../wasm-fit.ts';
 import {
   Arena,
   compileKernels,
@@ -313,10 +314,13 @@ export class CpuCausalLM implements CausalLM {
     const fits = Math.floor(room / (kvPerToken + 4 * o.threads));
     const capacity = Math.min(o.contextLimit, fits);
     if (!(capacity >= 16)) {
-      throw new InferenceError(
-        'oom',
-        `The model needs ${(fixed / 2 ** 30).toFixed(2)} GiB of wasm memory before its KV cache; wasm32 has 4 GiB`,
-      );
+      checkWasmFit({
+        weightBytes,
+        minKvBytes: 16 * (kvPerToken + 4 * o.threads),
+        overheadBytes: fixed - weightBytes + HEADROOM,
+        limitBytes: MAX_PAGES * PAGE,
+      });
+      throw new InferenceError('too-large', 'The model does not fit in wasm32 memory');
     }
     const total = fixed + capacity * (kvPerToken + 4 * o.threads);
     const memory = createMemory(Math.ceil(total / PAGE), kernels.shared);
