@@ -4,11 +4,15 @@
  * services); this holds what is on screen and the one inference client of the page.
  */
 import { InferenceClient } from '../../../lib/inference/client.ts';
-import type {
-  BackendPreference,
-  ProgressMessage,
-  ReadyMessage,
+import {
+  InferenceError,
+  type Backend,
+  type BackendPreference,
+  type ErrorCode,
+  type ProgressMessage,
+  type ReadyMessage,
 } from '../../../lib/inference/protocol.ts';
+import { detectWebGpu } from '../../../lib/services/environment.ts';
 import type { GenerationHandle } from '../../../lib/inference/handle.ts';
 import type { Signature } from '../../../lib/mlflow/signature.ts';
 import {
@@ -60,6 +64,12 @@ export class PlaygroundState {
   phase = $state<LoadPhase>('idle');
   progress = $state<{ phase: string; file?: string; loaded: number; total: number } | null>(null);
   loadError = $state('');
+  /** The error code of the failed load or crash (`oom`, `device-lost`, `too-large`...); '' if none. */
+  loadErrorCode = $state<ErrorCode | ''>('');
+  /** Where the model ran last (before a crash), so a recovery can offer the other backend. */
+  lastBackend = $state<Backend | null>(null);
+  /** Whether this browser has a WebGPU adapter (checked once, on init). */
+  webGpuAvailable = $state(false);
   loaded = $state<{
     target: ServableVersion;
     ready: ReadyMessage;
@@ -90,11 +100,7 @@ export class PlaygroundState {
 
   get client(): InferenceClient {
     sharedClient ??= new InferenceClient({
-      onCrash: (e) => {
-        this.phase = 'error';
-        this.loadError = e.message;
-        this.loaded = null;
-      },
+      onCrash: (e) => (activeState ?? this).failed(e),
     });
     return sharedClient;
   }
@@ -115,7 +121,31 @@ export class PlaygroundState {
     return validateSettings(settings, this.loaded?.signature ?? null);
   }
 
+  /** A load that failed or a worker that crashed: the conversation on screen stays. */
+  failed(e: unknown): void {
+    this.phase = 'error';
+    this.loadError = e instanceof Error ? e.message : String(e);
+    this.loadErrorCode = e instanceof InferenceError ? e.code : '';
+    this.loaded = null;
+    this.progress = null;
+  }
+
+  /** Loads the selected model again, on `backend` when given (the page is not reloaded). */
+  async reload(backend?: BackendPreference): Promise<void> {
+    if (backend) this.backendPref = backend;
+    await this.load();
+  }
+
+  /** After a crash or out-of-memory: the backend other than the one that failed. */
+  get otherBackend(): BackendPreference {
+    const last = this.lastBackend ?? (this.backendPref === 'webgpu' ? 'webgpu' : 'wasm');
+    if (last === 'webgpu') return 'wasm';
+    return this.webGpuAvailable ? 'webgpu' : this.backendPref === 'ort-wasm' ? 'cpu' : 'ort-wasm';
+  }
+
   async init(route: { model?: string; version?: string; runId?: string }): Promise<void> {
+    activeState = this;
+    void detectWebGpu().then((g) => (this.webGpuAvailable = g.available));
     this.services = await getPlaygroundServices();
     this.unsubscribe?.();
     this.unsubscribe = onStoreChange((c) => {
@@ -182,6 +212,7 @@ export class PlaygroundState {
     if (!target || !this.services) return;
     this.phase = 'loading';
     this.loadError = '';
+    this.loadErrorCode = '';
     this.progress = { phase: 'read', loaded: 0, total: target.size };
     try {
       const fresh = await getServableVersion(this.services.db, target.name, target.version);
@@ -201,13 +232,12 @@ export class PlaygroundState {
       );
       this.loaded = loaded;
       lastLoaded = loaded;
+      this.lastBackend = loaded.ready.backend;
       this.phase = 'ready';
       this.progress = null;
       if (this.current && this.current.mode !== loaded.target.kind) this.current = null;
     } catch (e) {
-      this.phase = 'error';
-      this.loadError = (e as Error).message;
-      this.progress = null;
+      this.failed(e);
     }
   }
 
@@ -455,3 +485,13 @@ export class PlaygroundState {
 }
 
 let lastLoaded: PlaygroundState['loaded'] = null;
+/** The Playground on screen: a crash of the shared worker is reported to it. */
+let activeState: PlaygroundState | null = null;
+
+// Browser tests crash or hang the page's inference worker through the Playground test hook,
+// present only with `?test` (see services/playground.ts).
+const testHook = (globalThis as unknown as { tabflowPlaygroundTest?: Record<string, unknown> })
+  .tabflowPlaygroundTest;
+if (testHook) {
+  testHook.simulateCrash = (mode: 'uncaught' | 'hang') => sharedClient?.simulateCrash(mode);
+}
