@@ -11,7 +11,11 @@ test('a newly deployed build shows an update prompt that reloads into it', async
   try {
     await page.goto(`${server.url}#/settings`);
     await expect(page.getByTestId('offline')).toContainText('Ready');
-    await expect.poll(() => page.evaluate(() => crossOriginIsolated)).toBe(true);
+    // The page reloads itself once to become isolated; an evaluate that meets the reload retries.
+    await expect
+      .poll(() => page.evaluate(() => crossOriginIsolated).catch(() => false), { timeout: 20_000 })
+      .toBe(true);
+    await expect(page.getByTestId('offline')).toContainText('Ready');
 
     // "Deploy" a new build: a service worker with another build id.
     const swPath = join(site, 'sw.js');
