@@ -43,6 +43,9 @@ function serviceWorker(): Plugin {
   };
 }
 
+// Several local builds can coexist (for example one per browser-test run) by naming their folder.
+const outDir = process.env.TABFLOW_OUT_DIR ?? 'dist';
+
 export default defineConfig({
   // Relative asset URLs: the build works from any sub-path (user.github.io/tabflow/).
   base: './',
@@ -50,6 +53,6 @@ export default defineConfig({
   server: { headers: isolation },
   preview: { headers: isolation },
   worker: { format: 'es' },
-  build: { target: 'es2022', sourcemap: false, chunkSizeWarningLimit: 4096 },
+  build: { outDir, target: 'es2022', sourcemap: false, chunkSizeWarningLimit: 4096 },
   optimizeDeps: { include: ['onnxruntime-web', '@huggingface/transformers', 'idb'] },
 });

@@ -5,7 +5,7 @@ import { startStaticServer } from './support/static-server.ts';
 test('the build runs from a sub-path and the service worker makes it isolated', async ({
   page,
 }) => {
-  const server = await startStaticServer('dist', '/tabflow/', 4180);
+  const server = await startStaticServer(process.env.TABFLOW_OUT_DIR ?? 'dist', '/tabflow/', 4180);
   try {
     await page.goto(`${server.url}#/models/phi3`);
     await expect(page.locator('main')).toHaveAttribute('data-page', 'model');

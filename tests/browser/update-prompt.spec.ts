@@ -6,7 +6,7 @@ import { startStaticServer } from './support/static-server.ts';
 
 test('a newly deployed build shows an update prompt that reloads into it', async ({ page }) => {
   const site = mkdtempSync(join(tmpdir(), 'tabflow-site-'));
-  cpSync('dist', site, { recursive: true });
+  cpSync(process.env.TABFLOW_OUT_DIR ?? 'dist', site, { recursive: true });
   const server = await startStaticServer(site, '/tabflow/', 4182);
   try {
     await page.goto(`${server.url}#/settings`);
