@@ -12,17 +12,40 @@ export interface MlflowServer {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
+function tryListen(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.unref();
     s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(port, '127.0.0.1', () => {
       const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
+      const bound = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(bound));
     });
   });
+}
+
+const claimed = new Set<number>();
+
+/**
+ * A port free on 127.0.0.1. Set TABFLOW_INTEROP_PORTS=<first>-<last> to keep servers inside a
+ * range (machines that share a host between several test runs); otherwise the system picks one.
+ */
+export async function freePort(): Promise<number> {
+  const range = /^(\d+)-(\d+)$/.exec(process.env.TABFLOW_INTEROP_PORTS ?? '');
+  if (!range) return tryListen(0);
+  const [first, last] = [Number(range[1]), Number(range[2])];
+  for (let port = first; port <= last; port++) {
+    if (claimed.has(port)) continue;
+    try {
+      await tryListen(port);
+      claimed.add(port);
+      return port;
+    } catch {
+      // taken: try the next one
+    }
+  }
+  throw new Error(`No free port in TABFLOW_INTEROP_PORTS=${first}-${last}`);
 }
 
 export interface StartOptions {
