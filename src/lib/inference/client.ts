@@ -13,7 +13,20 @@ import {
   type WorkerResponse,
 } from './protocol.ts';
 
+/**
+ * ArrayBuffers in `source.files` are transferred to the worker: they are detached (empty) in the
+ * caller afterwards, and `reload()` cannot reuse them. Blobs (what the weights store hands out)
+ * stay usable and reload freely.
+ */
 export type LoadOptions = Omit<LoadRequest, 'type' | 'requestId'>;
+
+/** Names of the in-memory files of a load that were transferred away (detached). */
+function transferredFiles(options: LoadOptions): string[] {
+  if (options.source.kind !== 'files') return [];
+  return Object.entries(options.source.files)
+    .filter(([, f]) => f instanceof ArrayBuffer && (f as { detached?: boolean }).detached === true)
+    .map(([name]) => name);
+}
 export type ClientState = 'empty' | 'loading' | 'ready' | 'crashed';
 
 export interface InferenceClientOptions {
@@ -88,6 +101,13 @@ export class InferenceClient implements TextGenerator {
   async reload(onProgress?: (p: ProgressMessage) => void): Promise<ReadyMessage> {
     this.restart();
     if (!this.lastLoad) throw new InferenceError('not-loaded', 'No model was loaded before');
+    const gone = transferredFiles(this.lastLoad);
+    if (gone.length) {
+      throw new InferenceError(
+        'not-loaded',
+        `The model's in-memory files (${gone.join(', ')}) were handed to the worker that stopped; load them again`,
+      );
+    }
     return this.load(this.lastLoad, onProgress);
   }
 
@@ -178,7 +198,13 @@ export class InferenceClient implements TextGenerator {
   }
 
   private post(m: WorkerRequest): void {
-    this.worker!.postMessage(m);
+    // ArrayBuffers of a model move to the worker instead of being copied (a multi-GB clone would
+    // double the page's memory, or fail). Blobs need nothing: they cross by reference.
+    const transfer =
+      m.type === 'load' && m.source.kind === 'files'
+        ? Object.values(m.source.files).filter((f): f is ArrayBuffer => f instanceof ArrayBuffer)
+        : [];
+    this.worker!.postMessage(m, transfer);
   }
 
   private ensureWorker(): void {

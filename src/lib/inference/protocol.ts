@@ -96,6 +96,12 @@ export interface LoadRequest {
   dtype: WeightDtype;
   /** Shown in responses (`model` of a chat.completion); defaults to the folder's name. */
   modelName?: string;
+  /**
+   * How onnxruntime-web gets the weights of a stored (Blob) model: `on-demand` (default) reads
+   * each tensor from the Blob as the session is built, so the worker never holds the whole file;
+   * `whole-file` reads the file into one buffer first (diagnostics and benchmarks).
+   */
+  weightsReading?: 'on-demand' | 'whole-file';
 }
 
 export interface GenerateRequest {

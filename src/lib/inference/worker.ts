@@ -122,7 +122,11 @@ async function load(req: LoadRequest): Promise<void> {
   if (!loaded) {
     configureOrt(threads);
     if (req.layout === 'genai') {
-      loaded = await loadGenaiEngine(files, webRuntime(files, backend, threads), onProgress);
+      loaded = await loadGenaiEngine(
+        files,
+        webRuntime(files, backend, threads, req.weightsReading),
+        onProgress,
+      );
     } else {
       const dtype = chooseWebDtype(req.dtype, backend, gpu, {
         q4: await files.has('onnx/model_q4.onnx'),

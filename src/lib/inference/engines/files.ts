@@ -1,5 +1,6 @@
 import type { ModelSource } from '../protocol.ts';
 import { InferenceError } from '../protocol.ts';
+import { blobRangeReader, type SyncRangeReader } from './external-data.ts';
 
 export type ByteProgress = (loaded: number, total: number) => void;
 
@@ -14,6 +15,12 @@ export interface ModelFiles {
   response(path: string): Promise<Response | undefined>;
   /** A path on a local disk (Node), so that onnxruntime-node opens the file and its external data itself. */
   localPath?(path: string): string;
+  /**
+   * Synchronous reads of any byte range of the file, where the file stays on disk (IndexedDB
+   * Blobs in a worker, via FileReaderSync): lets onnxruntime pull weights tensor by tensor.
+   * Undefined when the file is not held that way (then read it whole with `bytes`).
+   */
+  rangeReader?(path: string): Promise<{ size: number; read: SyncRangeReader } | undefined>;
 }
 
 export function normalizePath(path: string): string {
@@ -30,15 +37,41 @@ export function normalizePath(path: string): string {
 // Big files are read in slices so progress can be reported and no second full-size copy is made.
 const SLICE = 64 * 1024 * 1024;
 
-async function readBlob(blob: Blob, onProgress?: ByteProgress): Promise<Uint8Array> {
-  const out = new Uint8Array(blob.size);
-  for (let off = 0; off < blob.size; off += SLICE) {
-    const piece = new Uint8Array(await blob.slice(off, off + SLICE).arrayBuffer());
+/**
+ * Copies a stream of pieces into one buffer of `total` bytes, pulling the next piece only after
+ * the previous one was copied: besides the result, at most one piece is alive at a time.
+ */
+export async function assembleChunks(
+  total: number,
+  pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  onProgress?: ByteProgress,
+  what = 'file',
+): Promise<Uint8Array> {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for await (const piece of pieces) {
+    if (off + piece.length > total) {
+      throw new InferenceError('load-failed', `${what}: longer than its recorded size ${total}`);
+    }
     out.set(piece, off);
-    onProgress?.(off + piece.length, blob.size);
+    off += piece.length;
+    onProgress?.(off, total);
   }
-  if (blob.size === 0) onProgress?.(0, 0);
+  if (off !== total) {
+    throw new InferenceError('load-failed', `${what}: ${off} bytes read, expected ${total}`);
+  }
+  if (total === 0) onProgress?.(0, 0);
   return out;
+}
+
+async function* blobSlices(blob: Blob): AsyncGenerator<Uint8Array> {
+  for (let off = 0; off < blob.size; off += SLICE) {
+    yield new Uint8Array(await blob.slice(off, off + SLICE).arrayBuffer());
+  }
+}
+
+function readBlob(blob: Blob, onProgress?: ByteProgress, what?: string): Promise<Uint8Array> {
+  return assembleChunks(blob.size, blobSlices(blob), onProgress, what);
 }
 
 /** Files handed over in memory: Blobs (IndexedDB-backed ones stay on disk until read) or ArrayBuffers. */
@@ -59,7 +92,7 @@ export function filesFromMap(name: string, files: Record<string, Blob | ArrayBuf
         onProgress?.(v.byteLength, v.byteLength);
         return new Uint8Array(v);
       }
-      return readBlob(v, onProgress);
+      return readBlob(v, onProgress, path);
     },
     text: async (path) => {
       const v = get(path);
@@ -70,6 +103,12 @@ export function filesFromMap(name: string, files: Record<string, Blob | ArrayBuf
       if (v === undefined) return undefined;
       const size = v instanceof ArrayBuffer ? v.byteLength : v.size;
       return new Response(v, { headers: { 'content-length': String(size) } });
+    },
+    rangeReader: async (path) => {
+      const v = get(path);
+      if (!(v instanceof Blob)) return undefined;
+      const read = blobRangeReader(v);
+      return read ? { size: v.size, read } : undefined;
     },
   };
 }

@@ -1,4 +1,5 @@
 import { InferenceError } from '../protocol.ts';
+import { checkLazyFileUsed, lazyExternalFile, type LazyExternalFile } from './external-data.ts';
 import type { ModelFiles } from './files.ts';
 import type { OrtRuntime, OrtSessionLike, OrtTensorLike, SessionRequest } from './ort-causal-lm.ts';
 
@@ -18,7 +19,15 @@ export interface OrtRuntimeOptions {
   /** Open graphs by file path when the files are on a local disk (onnxruntime-node). */
   preferPaths?: boolean;
   sessionOptions?: object;
+  /**
+   * How external data reaches onnxruntime. `on-demand` (the default where the files allow it):
+   * onnxruntime reads each tensor's range straight from the stored file while it builds the
+   * session, so JS never holds the whole file. `whole-file`: the file is read into one buffer first.
+   */
+  weightsReading?: WeightsReading;
 }
+
+export type WeightsReading = 'on-demand' | 'whole-file';
 
 function dirname(path: string): string {
   const i = path.lastIndexOf('/');
@@ -46,6 +55,7 @@ export function createOrtRuntime(
           req.gpuOutputs.map((n) => [n, 'gpu-buffer']),
         );
       }
+      const lazy: { file: string; size: number; mounted: LazyExternalFile }[] = [];
       try {
         if (o.preferPaths && files.localPath) {
           return await ort.InferenceSession.create(files.localPath(req.graph), options);
@@ -58,18 +68,45 @@ export function createOrtRuntime(
         if (req.externalData.length) {
           // The path must be the location written inside the graph: relative to the graph's folder.
           const base = dirname(req.graph);
-          options.externalData = [];
+          const external: { path: string; data: Uint8Array }[] = [];
           for (const f of req.externalData) {
-            const data = await files.bytes(f, progress(f));
-            (options.externalData as object[]).push({ path: f.slice(base.length), data });
+            const ranged =
+              o.weightsReading !== 'whole-file' ? await files.rangeReader?.(f) : undefined;
+            if (ranged) {
+              const onBytes = progress(f);
+              let loaded = 0;
+              const mounted = lazyExternalFile(f, ranged.size, (start, end) => {
+                const bytes = ranged.read(start, end);
+                loaded += bytes.length;
+                onBytes?.(loaded, ranged.size);
+                return bytes;
+              });
+              lazy.push({ file: f, size: ranged.size, mounted });
+              external.push({ path: f.slice(base.length), data: mounted.data });
+            } else {
+              external.push({
+                path: f.slice(base.length),
+                data: await files.bytes(f, progress(f)),
+              });
+            }
           }
+          options.externalData = external;
         }
-        return await ort.InferenceSession.create(graph, options);
+        const session = await ort.InferenceSession.create(graph, options);
+        try {
+          for (const l of lazy) checkLazyFileUsed(l.file, l.size, l.mounted.stats);
+        } catch (e) {
+          await session.release();
+          throw e;
+        }
+        return session;
       } catch (e) {
         if (e instanceof InferenceError) throw e;
+        const misuse = lazy.find((l) => l.mounted.stats.misuse)?.mounted.stats.misuse;
         throw new InferenceError(
           isOutOfMemory(e) ? 'oom' : 'load-failed',
-          `${files.name}: onnxruntime could not open ${req.graph} on ${o.backend}: ${errorText(e)}`,
+          `${files.name}: onnxruntime could not open ${req.graph} on ${o.backend}: ${errorText(e)}` +
+            (misuse ? ` (${misuse})` : ''),
           { cause: e },
         );
       }

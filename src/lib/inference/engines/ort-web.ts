@@ -7,7 +7,7 @@ import mjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import type { Backend } from '../protocol.ts';
 import type { ModelFiles } from './files.ts';
 import type { OrtRuntime } from './ort-causal-lm.ts';
-import { createOrtRuntime, type OrtModule } from './ort-runtime.ts';
+import { createOrtRuntime, type OrtModule, type WeightsReading } from './ort-runtime.ts';
 
 export function configureOrt(threads: number): void {
   // transformers.js points wasmPaths at a CDN when it is imported: override it every time.
@@ -16,12 +16,18 @@ export function configureOrt(threads: number): void {
   ort.env.wasm.proxy = false;
 }
 
-export function webRuntime(files: ModelFiles, backend: Backend, threads: number): OrtRuntime {
+export function webRuntime(
+  files: ModelFiles,
+  backend: Backend,
+  threads: number,
+  weightsReading: WeightsReading = 'on-demand',
+): OrtRuntime {
   configureOrt(threads);
   return createOrtRuntime(ort as unknown as OrtModule, files, {
     backend,
     threads,
     executionProviders: [backend],
+    weightsReading,
   });
 }
 
