@@ -5,6 +5,7 @@
 //   npx tsx scripts/make-tiny-phi3.ts [--preset tiny|full] [--out DIR] [--seed N]
 //                                     [--layouts web,genai] [--web-dtypes q4,q4f16]
 //                                     [--genai-filename NAME.onnx]
+//                                     [--web-attention gqa|mha] [--kv-heads N] [--web-dir NAME]
 // (also `npm run fixtures -- ...`). The full preset defaults to fixtures/generated/phi3-mini-random.
 //
 // The graph follows onnxruntime-genai's model builder for the CPU int4 path: Gather embedding,
@@ -13,8 +14,15 @@
 // caches, seqlens_k and total_sequence_length derived from attention_mask, SiLU as Sigmoid*Mul.
 // The web files use the same graph (GroupQueryAttention, no position_ids: the form of the builder's
 // webgpu exports, which transformers.js feeds without position_ids), with fp16 I/O and KV for q4f16.
+// `--web-attention mha` writes the web files in the older builder's `-e web` form instead: a
+// position_ids input, separate Q/K/V MatMulNBits, com.microsoft RotaryEmbedding on Q and K, and
+// com.microsoft MultiHeadAttention with past/present KV and an additive causal mask built from
+// attention_mask. MultiHeadAttention has no KV-head sharing, so that form needs as many KV heads
+// as attention heads (Phi-3-mini has; the tiny preset needs `--kv-heads 4`).
 // Every weight is drawn from a generator seeded by (seed, tensor name), so each file is written
-// independently, streamed to disk, and all files carry identical weights.
+// independently, streamed to disk, and all files carry identical weights. The separate Q/K/V
+// weights are the row ranges of the packed QKV weight's stream, so both attention forms of one
+// shape and seed hold the same numbers.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -25,6 +33,7 @@ import {
   float,
   int,
   type DataTypeCode,
+  type NodeSpec,
   type ValueInfo,
 } from './onnx/onnx.ts';
 import {
@@ -72,6 +81,8 @@ export const PRESETS: Record<'tiny' | 'full', Phi3Shape> = {
 };
 
 export type WebDtype = 'q4' | 'q4f16';
+/** How the web files express attention: GroupQueryAttention with rotary inside, or MHA + rotary. */
+export type WebAttention = 'gqa' | 'mha';
 
 export interface GenerateOptions {
   outDir: string;
@@ -83,6 +94,12 @@ export interface GenerateOptions {
   genaiFilename?: string;
   /** Largest web external-data file before a new `_data_N` chunk starts. */
   webChunkBytes?: number;
+  /** Attention form of the web files (default gqa; the genai files are always gqa). */
+  webAttention?: WebAttention;
+  /** Overrides the preset's KV head count (mha needs it equal to the head count). */
+  numKvHeads?: number;
+  /** Folder name of the web layout under outDir (default `web`). */
+  webDir?: string;
   log?: (line: string) => void;
 }
 
@@ -222,6 +239,15 @@ const SYMMETRIC_NIBBLES = Uint8Array.from({ length: 256 }, (_, b) => {
 });
 
 /**
+ * Where a weight's random numbers come from: by default its own stream; with `stream`, rows
+ * `firstRow..` of another weight's stream (so separate Q/K/V equal the packed QKV's rows).
+ */
+interface WeightSource {
+  stream: string;
+  firstRow: number;
+}
+
+/**
  * Adds one int4 weight for y = x W with W logically [K, N], stored as MatMulNBits wants it:
  * B uint8 [N, K/32, 16] (two 4-bit values per byte, low nibble first, zero point 8) and one
  * scale per block [N * K/32]. `columnGain(n)` scales output column n.
@@ -234,6 +260,7 @@ function addInt4Weight(
   kind: FloatKind,
   seed: number,
   columnGain: (col: number) => number = () => 1,
+  source: WeightSource = { stream: prefix, firstRow: 0 },
 ): { qweight: string; scales: string } {
   const blocks = k / BLOCK_SIZE;
   const qweight = g.big(
@@ -241,8 +268,9 @@ function addInt4Weight(
     DataType.UINT8,
     [n, blocks, BLOCK_SIZE / 2],
     (write) => {
-      const rng = new Rng(hashSeed(seed, `${prefix}.weight_Q4`));
+      const rng = new Rng(hashSeed(seed, `${source.stream}.weight_Q4`));
       const rowBytes = blocks * (BLOCK_SIZE / 2);
+      for (let i = 0; i < (source.firstRow * rowBytes) / 4; i++) rng.u32();
       for (let row = 0; row < n; row += ROWS_PER_CHUNK) {
         const rows = Math.min(ROWS_PER_CHUNK, n - row);
         const words = new Uint32Array((rows * rowBytes) / 4);
@@ -257,7 +285,8 @@ function addInt4Weight(
   // inputs, with some spread between blocks.
   const base = 1 / (4.18 * Math.sqrt(k));
   const scales = g.big(`${prefix}.weight_scales`, floatType(kind), [n * blocks], (write) => {
-    const rng = new Rng(hashSeed(seed, `${prefix}.weight_scales`));
+    const rng = new Rng(hashSeed(seed, `${source.stream}.weight_scales`));
+    for (let i = 0; i < source.firstRow * blocks; i++) rng.next();
     let col = 0;
     let inBlock = 0;
     streamFloats(
@@ -319,47 +348,16 @@ export interface GraphOptions {
   seed: number;
   /** Ids whose lm_head columns keep full gain; the rest are damped (see below). */
   liveTokenIds: (id: number) => boolean;
+  /** gqa (default): GroupQueryAttention with rotary inside; mha: see the file header. */
+  attention?: WebAttention;
 }
 
 export function headSize(s: Phi3Shape): number {
   return s.hiddenSize / s.numHeads;
 }
 
-function buildDecoder(g: GraphBuilder, o: GraphOptions): void {
-  const { shape: s, kind, seed } = o;
-  const hs = headSize(s);
-  const H = s.hiddenSize;
-  const T = floatType(kind);
-
-  g.inputs.push(
-    { name: 'input_ids', elemType: DataType.INT64, dims: ['batch_size', 'sequence_length'] },
-    {
-      name: 'attention_mask',
-      elemType: DataType.INT64,
-      dims: ['batch_size', 'total_sequence_length'],
-    },
-  );
-  for (let l = 0; l < s.numLayers; l++)
-    for (const kv of ['key', 'value'])
-      g.inputs.push({
-        name: `past_key_values.${l}.${kv}`,
-        elemType: T,
-        dims: ['batch_size', s.numKvHeads, 'past_sequence_length', hs],
-      });
-  g.outputs.push({
-    name: 'logits',
-    elemType: T,
-    dims: ['batch_size', 'sequence_length', s.vocabSize],
-  });
-  for (let l = 0; l < s.numLayers; l++)
-    for (const kv of ['key', 'value'])
-      g.outputs.push({
-        name: `present.${l}.${kv}`,
-        elemType: T,
-        dims: ['batch_size', s.numKvHeads, 'total_sequence_length', hs],
-      } satisfies ValueInfo);
-
-  // attention_mask [B, total] -> seqlens_k = sum - 1 (int32 [B]) and total_sequence_length (int32).
+/** attention_mask [B, total] -> seqlens_k = sum - 1 (int32 [B]) and total_sequence_length (int32). */
+function gqaMaskInputs(g: GraphBuilder): string {
   const m = '/model/attn_mask_reformat/attn_mask_subgraph';
   const axes = g.int64('/model/constants/INT64/[1]', [1]);
   const one = g.int64('/model/constants/INT64/1', [1], []);
@@ -403,6 +401,182 @@ function buildDecoder(g: GraphBuilder, o: GraphOptions): void {
     outputs: [`${m}/total_seq_len`],
     attributes: { to: int(DataType.INT32) },
   });
+
+  return m;
+}
+
+/**
+ * The additive attention bias MultiHeadAttention takes, built from attention_mask and the new
+ * tokens' count as the builder's mask subgraph does: 0 where query i (at position past + i) may
+ * see key j (j <= past + i and attention_mask[j] = 1), the type's lowest value elsewhere, shaped
+ * [batch, 1, sequence, total]. Unlike the builder's (which covers a prefill without past or one
+ * new token at a time) it also serves a prompt fed in chunks after a past.
+ */
+function causalMask(g: GraphBuilder, kind: FloatKind): string {
+  const m = '/model/attn_mask_reformat/attn_mask_subgraph';
+  const T = floatType(kind);
+  const zero = g.int64('/model/constants/INT64/0', [0], []);
+  const one = g.int64('/model/constants/INT64/1', [1], []);
+  const axis1 = g.int64('/model/constants/INT64/[1]', [1]);
+  const axes12 = g.int64('/model/constants/INT64/[1, 2]', [1, 2]);
+  const scalar = (name: string, v: number) =>
+    g.inline(
+      name,
+      T,
+      [],
+      kind === 'f32'
+        ? new Uint8Array(Float32Array.of(v).buffer)
+        : new Uint8Array(Uint16Array.of(toHalf(v)).buffer),
+    );
+  const open = scalar(`/model/constants/${kind}/0`, 0);
+  const closed = scalar(
+    `/model/constants/${kind}/lowest`,
+    kind === 'f32' ? -3.4028234663852886e38 : -65504,
+  );
+  const op = (
+    opType: string,
+    name: string,
+    inputs: string[],
+    attributes?: NodeSpec['attributes'],
+  ) => {
+    const out = `${m}/${name}/output_0`;
+    g.node({ opType, name: `${m}/${name}`, inputs, outputs: [out], attributes });
+    return out;
+  };
+  const ids = op('Shape', 'Shape', ['input_ids']);
+  const seq = op('Gather', 'Gather', [ids, one], { axis: int(0) });
+  const mask = op('Shape', 'Shape_1', ['attention_mask']);
+  const total = op('Gather', 'Gather_1', [mask, one], { axis: int(0) });
+  const past = op('Sub', 'Sub', [total, seq]);
+  const rows = op('Range', 'Range', [zero, seq, one]);
+  const queryPos = op('Add', 'Add', [rows, past]);
+  const queryCol = op('Unsqueeze', 'Unsqueeze', [queryPos, axis1]);
+  const keyPos = op('Range', 'Range_1', [zero, total, one]);
+  const causal = op('LessOrEqual', 'LessOrEqual', [keyPos, queryCol]);
+  const kept = op('Cast', 'Cast', ['attention_mask'], { to: int(DataType.BOOL) });
+  const keptRow = op('Unsqueeze', 'Unsqueeze_1', [kept, axes12]);
+  const allowed = op('And', 'And', [causal, keptRow]);
+  return op('Where', 'Where', [allowed, open, closed]);
+}
+
+/**
+ * One layer's attention in the builder's MultiHeadAttention form: Q, K, V MatMulNBits (the packed
+ * QKV's rows, so the numbers equal the GroupQueryAttention form's), RotaryEmbedding on Q and K fed
+ * by position_ids, MultiHeadAttention with the causal bias and past/present KV. Returns its output.
+ */
+function mhaAttention(
+  g: GraphBuilder,
+  o: GraphOptions,
+  l: number,
+  normed: string,
+  cos: string,
+  sin: string,
+  bias: string,
+): string {
+  const { shape: s, kind, seed } = o;
+  const hs = headSize(s);
+  const H = s.hiddenSize;
+  const p = `/model/layers.${l}`;
+  const w = `model.layers.${l}`;
+  const stream = `${w}.attn.qkv_proj.MatMul`;
+  let firstRow = 0;
+  const [q, k, v] = (
+    [
+      ['q', s.numHeads],
+      ['k', s.numKvHeads],
+      ['v', s.numKvHeads],
+    ] as const
+  ).map(([which, heads]) => {
+    const n = heads * hs;
+    const weight = addInt4Weight(g, `${w}.attn.${which}_proj.MatMul`, H, n, kind, seed, undefined, {
+      stream,
+      firstRow,
+    });
+    firstRow += n;
+    return matMulNBits(g, `${p}/attn/${which}_proj/MatMul`, normed, weight, H, n);
+  }) as [string, string, string];
+  const rotary = (which: string, input: string) => {
+    const name = `${p}/attn/${which}_rotary/RotaryEmbedding`;
+    g.node({
+      opType: 'RotaryEmbedding',
+      domain: 'com.microsoft',
+      name,
+      inputs: [input, 'position_ids', cos, sin],
+      outputs: [`${name}/output_0`],
+      attributes: { interleaved: int(0) },
+    });
+    return `${name}/output_0`;
+  };
+  const name = `${p}/attn/MultiHeadAttention`;
+  g.node({
+    opType: 'MultiHeadAttention',
+    domain: 'com.microsoft',
+    name,
+    inputs: [
+      rotary('q', q),
+      rotary('k', k),
+      v,
+      '',
+      '',
+      bias,
+      `past_key_values.${l}.key`,
+      `past_key_values.${l}.value`,
+    ],
+    outputs: [`${name}/output_0`, `present.${l}.key`, `present.${l}.value`],
+    attributes: { num_heads: int(s.numHeads), scale: float(1 / Math.sqrt(hs)) },
+  });
+  return `${name}/output_0`;
+}
+
+function buildDecoder(g: GraphBuilder, o: GraphOptions): void {
+  const options = o; // `o` is shadowed by each layer's o_proj below
+  const { shape: s, kind, seed } = o;
+  const hs = headSize(s);
+  const H = s.hiddenSize;
+  const T = floatType(kind);
+
+  const mha = o.attention === 'mha';
+  if (mha && s.numKvHeads !== s.numHeads) {
+    throw new Error(
+      `MultiHeadAttention needs as many KV heads as attention heads (${s.numKvHeads} vs ${s.numHeads})`,
+    );
+  }
+  g.inputs.push(
+    { name: 'input_ids', elemType: DataType.INT64, dims: ['batch_size', 'sequence_length'] },
+    {
+      name: 'attention_mask',
+      elemType: DataType.INT64,
+      dims: ['batch_size', 'total_sequence_length'],
+    },
+  );
+  if (mha)
+    g.inputs.push({
+      name: 'position_ids',
+      elemType: DataType.INT64,
+      dims: ['batch_size', 'sequence_length'],
+    });
+  for (let l = 0; l < s.numLayers; l++)
+    for (const kv of ['key', 'value'])
+      g.inputs.push({
+        name: `past_key_values.${l}.${kv}`,
+        elemType: T,
+        dims: ['batch_size', s.numKvHeads, 'past_sequence_length', hs],
+      });
+  g.outputs.push({
+    name: 'logits',
+    elemType: T,
+    dims: ['batch_size', 'sequence_length', s.vocabSize],
+  });
+  for (let l = 0; l < s.numLayers; l++)
+    for (const kv of ['key', 'value'])
+      g.outputs.push({
+        name: `present.${l}.${kv}`,
+        elemType: T,
+        dims: ['batch_size', s.numKvHeads, 'total_sequence_length', hs],
+      } satisfies ValueInfo);
+
+  const m = '/model/attn_mask_reformat/attn_mask_subgraph';
+  const maskOut = mha ? causalMask(g, kind) : gqaMaskInputs(g);
 
   // Rotary caches [context, head_size / 2], as the builder precomputes them.
   const half = hs / 2;
@@ -476,35 +650,39 @@ function buildDecoder(g: GraphBuilder, o: GraphOptions): void {
       [normed, residual] = skipNorm(`${p}/input_layernorm/SkipLayerNorm`, pending, residual, ln1);
     }
 
-    const qkvW = addInt4Weight(g, `${w}.attn.qkv_proj.MatMul`, H, qkvN, kind, seed);
-    const qkv = matMulNBits(g, `${p}/attn/qkv_proj/MatMul`, normed, qkvW, H, qkvN);
-    const attnOut = `${p}/attn/GroupQueryAttention/output_0`;
-    g.node({
-      opType: 'GroupQueryAttention',
-      domain: 'com.microsoft',
-      name: `${p}/attn/GroupQueryAttention`,
-      inputs: [
-        qkv,
-        '',
-        '',
-        `past_key_values.${l}.key`,
-        `past_key_values.${l}.value`,
-        `${m}/seqlens_k`,
-        `${m}/total_seq_len`,
-        cosName,
-        sinName,
-      ],
-      outputs: [attnOut, `present.${l}.key`, `present.${l}.value`],
-      attributes: {
-        num_heads: int(s.numHeads),
-        kv_num_heads: int(s.numKvHeads),
-        scale: float(1 / Math.sqrt(hs)),
-        local_window_size: int(-1),
-        softcap: float(0),
-        do_rotary: int(1),
-        rotary_interleaved: int(0),
-      },
-    });
+    let attnOut: string;
+    if (mha) attnOut = mhaAttention(g, options, l, normed, cosName, sinName, maskOut);
+    else {
+      const qkvW = addInt4Weight(g, `${w}.attn.qkv_proj.MatMul`, H, qkvN, kind, seed);
+      const qkv = matMulNBits(g, `${p}/attn/qkv_proj/MatMul`, normed, qkvW, H, qkvN);
+      attnOut = `${p}/attn/GroupQueryAttention/output_0`;
+      g.node({
+        opType: 'GroupQueryAttention',
+        domain: 'com.microsoft',
+        name: `${p}/attn/GroupQueryAttention`,
+        inputs: [
+          qkv,
+          '',
+          '',
+          `past_key_values.${l}.key`,
+          `past_key_values.${l}.value`,
+          `${m}/seqlens_k`,
+          `${m}/total_seq_len`,
+          cosName,
+          sinName,
+        ],
+        outputs: [attnOut, `present.${l}.key`, `present.${l}.value`],
+        attributes: {
+          num_heads: int(s.numHeads),
+          kv_num_heads: int(s.numKvHeads),
+          scale: float(1 / Math.sqrt(hs)),
+          local_window_size: int(-1),
+          softcap: float(0),
+          do_rotary: int(1),
+          rotary_interleaved: int(0),
+        },
+      });
+    }
     const oW = addInt4Weight(g, `${w}.attn.o_proj.MatMul`, H, H, kind, seed);
     const o = matMulNBits(g, `${p}/attn/o_proj/MatMul`, attnOut, oW, H, H);
 
@@ -705,7 +883,11 @@ export interface GeneratedPaths {
 
 export function generatePhi3(opts: GenerateOptions): GeneratedPaths {
   const presetName = opts.preset ?? 'tiny';
-  const s = PRESETS[presetName];
+  const s = {
+    ...PRESETS[presetName],
+    numKvHeads: opts.numKvHeads ?? PRESETS[presetName].numKvHeads,
+  };
+  const webAttention = opts.webAttention ?? 'gqa';
   const seed = opts.seed ?? 1234;
   const layouts = opts.layouts ?? ['web', 'genai'];
   const webDtypes = opts.webDtypes ?? ['q4', 'q4f16'];
@@ -715,10 +897,17 @@ export function generatePhi3(opts: GenerateOptions): GeneratedPaths {
   if (headSize(s) % 16 !== 0) throw new Error('CPU GroupQueryAttention needs head_size % 16 == 0');
   if (s.hiddenSize % BLOCK_SIZE || s.intermediateSize % BLOCK_SIZE)
     throw new Error(`hidden and intermediate sizes must be multiples of ${BLOCK_SIZE}`);
+  if (!(s.numKvHeads > 0 && s.numHeads % s.numKvHeads === 0))
+    throw new Error(`${s.numHeads} heads cannot share ${s.numKvHeads} KV heads`);
+  if (webAttention === 'mha' && layouts.includes('web') && s.numKvHeads !== s.numHeads) {
+    throw new Error(
+      `--web-attention mha: MultiHeadAttention has no KV-head sharing, so it needs --kv-heads ${s.numHeads} (the ${presetName} preset has ${s.numKvHeads})`,
+    );
+  }
 
   const bpe = trainBpe();
   const live = (id: number) => id >= 3 + 256 && id < bpe.learnedCount;
-  const web = join(opts.outDir, 'web');
+  const web = join(opts.outDir, opts.webDir ?? 'web');
   const genai = join(opts.outDir, 'genai');
 
   if (layouts.includes('genai')) {
@@ -746,7 +935,13 @@ export function generatePhi3(opts: GenerateOptions): GeneratedPaths {
         join(web, 'onnx'),
         `model_${dtype}.onnx`,
         (i) => (i === 0 ? base : `${base}_${i}`),
-        { shape: s, kind: dtype === 'q4f16' ? 'f16' : 'f32', seed, liveTokenIds: live },
+        {
+          shape: s,
+          kind: dtype === 'q4f16' ? 'f16' : 'f32',
+          seed,
+          liveTokenIds: live,
+          attention: webAttention,
+        },
         opts.webChunkBytes ?? WEB_CHUNK_BYTES,
       );
     }
@@ -794,7 +989,23 @@ function parseArgs(argv: string[]): GenerateOptions {
           return d;
         });
     else if (arg === '--genai-filename') opts.genaiFilename = value();
-    else throw new Error(`unknown argument ${arg}`);
+    else if (arg === '--web-attention') {
+      const v = value();
+      if (v !== 'gqa' && v !== 'mha')
+        throw new Error(`--web-attention: expected gqa or mha, got ${v}`);
+      opts.webAttention = v;
+    } else if (arg === '--kv-heads') {
+      const v = value();
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0)
+        throw new Error(`--kv-heads: expected a positive integer, got ${v}`);
+      opts.numKvHeads = n;
+    } else if (arg === '--web-dir') {
+      const v = value();
+      if (!/^[\w.-]+$/.test(v) || v === '.' || v === '..')
+        throw new Error(`--web-dir: expected a plain folder name, got ${v}`);
+      opts.webDir = v;
+    } else throw new Error(`unknown argument ${arg}`);
   }
   if (opts.preset === 'full' && !outGiven) opts.outDir = 'fixtures/generated/phi3-mini-random';
   return opts;

@@ -11,6 +11,7 @@ export const DataType = {
   INT8: 3,
   INT32: 6,
   INT64: 7,
+  BOOL: 9,
   FLOAT16: 10,
 } as const;
 export type DataTypeCode = (typeof DataType)[keyof typeof DataType];
@@ -116,6 +117,7 @@ const BYTES_PER_ELEMENT: Record<DataTypeCode, number> = {
   [DataType.INT8]: 1,
   [DataType.INT32]: 4,
   [DataType.INT64]: 8,
+  [DataType.BOOL]: 1,
   [DataType.FLOAT16]: 2,
 };
 

@@ -6,7 +6,11 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSyn
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as OrtNode from 'onnxruntime-node';
-import { DEFAULT_GENAI_FILENAME, generatePhi3 } from '../../scripts/make-tiny-phi3.ts';
+import {
+  DEFAULT_GENAI_FILENAME,
+  generatePhi3,
+  type GenerateOptions,
+} from '../../scripts/make-tiny-phi3.ts';
 
 export { DEFAULT_GENAI_FILENAME as TINY_GENAI_FILENAME };
 
@@ -49,6 +53,76 @@ function stampOf(dir: string): string | null {
 }
 
 let cached: Promise<TinyPhi3Paths> | null = null;
+
+/**
+ * Generates into `target` (via a private folder renamed into place) unless its stamp matches the
+ * generator's source; safe from parallel test workers.
+ */
+function ensureGenerated(target: string, generate: (dir: string) => void): void {
+  const hash = sourceHash();
+  if (stampOf(target) === hash) return;
+  const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  generate(tmp);
+  writeFileSync(join(tmp, STAMP), hash);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      renameSync(tmp, target);
+      return;
+    } catch (err) {
+      if (stampOf(target) === hash) {
+        rmSync(tmp, { recursive: true, force: true });
+        return;
+      }
+      if (attempt >= 5) throw err;
+      if (existsSync(target)) {
+        const old = `${target}.old-${process.pid}-${attempt}`;
+        try {
+          renameSync(target, old);
+          rmSync(old, { recursive: true, force: true });
+        } catch {
+          // another worker moved it first; try again
+        }
+      }
+    }
+  }
+}
+
+/** Shape of the MultiHeadAttention variant: the tiny preset with one KV head per head. */
+export const TINY_MHA = { ...TINY, numKvHeads: 4 } as const;
+
+export interface TinyPhi3MhaPaths {
+  /**
+   * Web layout in the builder's MultiHeadAttention form (position_ids input, separate Q/K/V,
+   * RotaryEmbedding, MultiHeadAttention), onnx/model_q4{,f16}.onnx.
+   */
+  web: string;
+  /** The same shape, seed and weights in the GroupQueryAttention web form, for comparison. */
+  webGqa: string;
+}
+
+let cachedMha: Promise<TinyPhi3MhaPaths> | null = null;
+
+/**
+ * The MultiHeadAttention + RotaryEmbedding + position_ids variant of the tiny web layout, in
+ * fixtures/generated/tiny-phi3-mha/ (generated on first use, like ensureTinyPhi3).
+ */
+export function ensureTinyPhi3Mha(): Promise<TinyPhi3MhaPaths> {
+  cachedMha ??= Promise.resolve().then(() => {
+    const target = `${TARGET}-mha`;
+    ensureGenerated(target, (dir) => {
+      const common: GenerateOptions = {
+        outDir: dir,
+        preset: 'tiny',
+        layouts: ['web'],
+        numKvHeads: TINY_MHA.numKvHeads,
+      };
+      generatePhi3({ ...common, webAttention: 'mha', webDir: 'web' });
+      generatePhi3({ ...common, webAttention: 'gqa', webDir: 'web-gqa' });
+    });
+    return { web: join(target, 'web'), webGqa: join(target, 'web-gqa') };
+  });
+  return cachedMha;
+}
 
 export interface TinyPhi3Paths {
   /** transformers.js layout: config.json, tokenizer files, onnx/model_q4{,f16}.onnx(+_data). */
@@ -159,29 +233,48 @@ export async function greedyOrtNode(
   session: SessionLike | OrtNode.InferenceSession,
   promptIds: number[],
   steps: number,
-  opts: { stopOnEos?: boolean; force?: number[] } = {},
+  opts: {
+    stopOnEos?: boolean;
+    force?: number[];
+    /** KV cache shape when it is not the tiny preset's (e.g. TINY_MHA). */
+    shape?: { numLayers: number; numKvHeads: number; headSize: number };
+  } = {},
 ): Promise<GreedyResult> {
   const Tensor = ort.Tensor as OrtLike['Tensor'];
   const s = session as SessionLike;
+  const shape = opts.shape ?? TINY;
+  // Graphs with RotaryEmbedding outside attention take the positions of the new tokens.
+  const withPositions = s.inputMetadata.some((m) => m.name === 'position_ids');
   const f16 = s.inputMetadata.some(
     (m) => m.isTensor && m.name.startsWith('past_key_values') && m.type === 'float16',
   );
   let past: Record<string, unknown> = {};
-  for (let l = 0; l < TINY.numLayers; l++)
+  for (let l = 0; l < shape.numLayers; l++)
     for (const kv of ['key', 'value'])
       past[`past_key_values.${l}.${kv}`] = new Tensor(
         f16 ? 'float16' : 'float32',
         f16 ? new Uint16Array(0) : new Float32Array(0),
-        [1, TINY.numKvHeads, 0, TINY.headSize],
+        [1, shape.numKvHeads, 0, shape.headSize],
       );
   const result: GreedyResult = { ids: [], logits: [] };
   let input = promptIds;
   let total = 0;
   for (let step = 0; step < steps; step++) {
+    const start = total;
     total += input.length;
+    const positions = withPositions
+      ? {
+          position_ids: new Tensor(
+            'int64',
+            BigInt64Array.from(input, (_, i) => BigInt(start + i)),
+            [1, input.length],
+          ),
+        }
+      : {};
     const out = await s.run({
       input_ids: new Tensor('int64', BigInt64Array.from(input, BigInt), [1, input.length]),
       attention_mask: new Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+      ...positions,
       ...past,
     });
     const logits = lastRowLogits(out.logits as OrtNode.Tensor);
@@ -190,7 +283,7 @@ export async function greedyOrtNode(
     result.ids.push(next);
     if (opts.stopOnEos && (TINY.eosTokenIds as readonly number[]).includes(next)) break;
     past = {};
-    for (let l = 0; l < TINY.numLayers; l++)
+    for (let l = 0; l < shape.numLayers; l++)
       for (const kv of ['key', 'value'])
         past[`past_key_values.${l}.${kv}`] = out[`present.${l}.${kv}`];
     input = [next];
