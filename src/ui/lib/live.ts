@@ -1,4 +1,4 @@
-import { onStoreChange, type StoreChange } from '../../../lib/services/events.ts';
+import { onStoreChange, type StoreChange } from '../../lib/services/events.ts';
 
 /**
  * Calls `reload` after store writes (in this tab or another) that `relevant` accepts, at most
@@ -21,4 +21,35 @@ export function watchStore(
     off();
     if (timer !== undefined) clearTimeout(timer);
   };
+}
+
+/**
+ * Loads now, then again after relevant store writes. Returns the unsubscribe function, so a page
+ * can write `$effect(() => loadAndWatch(load, ...))` and have the subscription follow the page.
+ */
+export function loadAndWatch(
+  load: () => Promise<unknown>,
+  relevant: (c: StoreChange) => boolean = () => true,
+  delayMs = 150,
+): () => void {
+  void load();
+  return watchStore(() => void load(), relevant, delayMs);
+}
+
+/**
+ * Reads what a detail page shows. `missing` when the record does not exist (MLflow's
+ * RESOURCE_DOES_NOT_EXIST: the page shows its not-found state), `error` for any other failure;
+ * both empty when `read` succeeded.
+ */
+export async function readRecord(
+  read: () => Promise<void>,
+): Promise<{ missing: boolean; error: string }> {
+  try {
+    await read();
+    return { missing: false, error: '' };
+  } catch (e) {
+    if ((e as { errorCode?: string }).errorCode === 'RESOURCE_DOES_NOT_EXIST')
+      return { missing: true, error: '' };
+    return { missing: false, error: e instanceof Error ? e.message : String(e) };
+  }
 }
