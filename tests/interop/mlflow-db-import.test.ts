@@ -1,6 +1,6 @@
 // MLflow's own database (mlflow.db), written by real Python MLflow 3.x and 2.x, imported through
-// sql.js: the app shows the experiments, runs, params, tags, metric histories, registered models,
-// versions and aliases that MlflowClient reports on the same file.
+// sql.js: the app shows the experiments, runs, params, tags, metric histories, MLflow 3 logged
+// models, registered models, versions and aliases that MlflowClient reports on the same file.
 import 'fake-indexeddb/auto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/lib/store/db.ts';
 import { TrackingClient } from '../../src/lib/services/tracking.ts';
 import { RegistryClient } from '../../src/lib/services/registry.ts';
-import { MlflowDbError, importMlflowDb, loadSqlJs } from '../../src/lib/services/mlflow-db.ts';
+import {
+  MlflowDbError,
+  getLoggedModels,
+  importMlflowDb,
+  loadSqlJs,
+} from '../../src/lib/services/mlflow-db.ts';
+import { loggedModelDoc, type LoggedModelsDump } from './support/logged-models.ts';
 import { dumpApp, type StoreDump } from './support/app-view.ts';
 import {
   PY,
@@ -105,6 +111,72 @@ describe.each(['mlflow3', 'mlflow2'] as Flavour[])('an mlflow.db written by %s',
       expect(err).toBeInstanceOf(MlflowDbError);
       expect(String(err.message)).toMatch(/future\.db: alembic_version is 'fffffffffff0'/);
       expect(await new TrackingClient(db).listExperiments({ viewType: 'ALL' })).toEqual([]);
+    },
+  );
+});
+
+describe('MLflow 3 logged models in an mlflow.db', () => {
+  const available = Boolean(PY.mlflow3);
+
+  it.skipIf(!available)(
+    'imports each logged model (id, name, experiment, source run, status, params, tags, metrics, model type, artifact location) and the runs that produced and used it, as MlflowClient reports them',
+    async () => {
+      const dir = tempDir('mlflow-db-logged-models');
+      const file = join(dir, 'mlflow.db');
+      const ids = await runPythonJson<Record<string, string>>('mlflow3', 'logged_models_db.py', [
+        'write',
+        `sqlite:///${file}`,
+        join(dir, 'artifacts'),
+      ]);
+      const truthPath = join(dir, 'truth.json');
+      await runPython('mlflow3', 'logged_models_db.py', [
+        'dump',
+        `sqlite:///${file}`,
+        '--out',
+        truthPath,
+      ]);
+      const truth = JSON.parse(readFileSync(truthPath, 'utf8')) as LoggedModelsDump;
+      expect(truth.searched).toHaveLength(2);
+
+      const db = await openDatabase({ name: 'interop-mlflow-db-logged-models' });
+      const result = await importMlflowDb(db, new Uint8Array(readFileSync(file)));
+      expect(result.loggedModels).toBe(3);
+      const got = await getLoggedModels(db, ids.experiment_id!);
+
+      // search_logged_models leaves out the soft-deleted one; the app keeps it, marked deleted.
+      const active = got.loggedModels.filter((m) => m.lifecycleStage === 'active');
+      expect(active.map((m) => m.modelId).sort()).toEqual(truth.searched);
+      expect(got.loggedModels.find((m) => m.modelId === ids.deleted)?.lifecycleStage).toBe(
+        'deleted',
+      );
+      expect(active.map(loggedModelDoc).sort((a, b) => (a.model_id < b.model_id ? -1 : 1))).toEqual(
+        truth.logged_models.map(({ files: _, ...m }) => m),
+      );
+      const classifier = active.find((m) => m.modelId === ids.classifier)!;
+      expect(classifier.params['optimizer/name']).toBe('adam');
+      expect(classifier.metrics.find((p) => p.key === 'f1')?.datasetName).toBe('holdout');
+
+      // Links: the trainer produced both models (the pyfunc at step 2), the evaluator used one.
+      for (const run of truth.runs) {
+        const outputs = got.links
+          .filter((l) => l.runId === run.run_id && l.direction === 'output')
+          .map((l) => ({ model_id: l.modelId, step: l.step }))
+          .sort((a, b) => (a.model_id < b.model_id ? -1 : 1));
+        const inputs = got.links
+          .filter((l) => l.runId === run.run_id && l.direction === 'input')
+          .map((l) => l.modelId)
+          .sort();
+        expect({ run_id: run.run_id, model_outputs: outputs, model_inputs: inputs }).toEqual(run);
+      }
+      expect(truth.runs.find((r) => r.run_id === ids.evaluator)?.model_inputs).toEqual([
+        ids.classifier,
+      ]);
+      // The files stay where MLflow put them: the imported location still resolves to them.
+      expect(
+        Object.keys(
+          truth.logged_models.find((m) => m.model_id === ids.classifier)!.files as object,
+        ),
+      ).toContain('MLmodel');
     },
   );
 });

@@ -1,10 +1,13 @@
 /**
  * MLflow's own database (`mlflow.db`, written by `mlflow server` or the Python client with a
  * `sqlite:///` tracking URI), in and out: experiments, runs, params, tags, metric histories,
+ * MLflow 3 logged models (params, tags, metrics, and which runs produced or used them),
  * registered models, versions and aliases. SQLite runs in the browser as WASM (sql.js).
  * - Import: the file is read and checked whole first; tracking data lands in one transaction.
- *   Artifacts are not in the database (they live under each experiment's artifact location)
- *   and are not imported.
+ *   Artifacts are not in the database (they live under each experiment's artifact location,
+ *   and a logged model's under its own artifact_location) and are not imported: the imported
+ *   entities keep pointing at them. Logged models are kept the way an `mlruns` import keeps them
+ *   (the file store's `<experiment>/models/<model_id>/` files), so both exports carry them.
  * - Export: a database with the schema of the MLflow the interop tests run (its DDL is shipped,
  *   see mlflow/sqlite/schema-*.sql.ts), plus the run artifacts the app holds under an
  *   `mlartifacts/` folder, which is where `mlflow server --serve-artifacts` keeps them.
@@ -25,15 +28,24 @@ import {
   SCHEMAS,
   SCHEMA_MLFLOW_VERSION,
   SCHEMA_REVISION,
+  hasLoggedModelTables,
   writeMlflowDb,
   type MlflowDbWriteInput,
 } from '../mlflow/sqlite/writer.ts';
+import {
+  loggedModelFiles,
+  loggedModelLinkFile,
+  loggedModelsFromFiles,
+  type LoggedModel,
+  type LoggedModelLink,
+} from '../mlflow/sqlite/logged-models.ts';
 import * as repo from '../store/tracking.ts';
 import * as registry from '../store/registry.ts';
 import { readBlobBytes } from '../store/blobs.ts';
 import { emitStoreChange } from './events.ts';
 
 export { MlflowDbError, SCHEMAS, SCHEMA_MLFLOW_VERSION, SCHEMA_REVISION };
+export type { LoggedModel, LoggedModelLink };
 
 let sqlJs: Promise<SqlJsStatic> | undefined;
 
@@ -99,6 +111,7 @@ export interface MlflowDbImportResult {
   metricPoints: number;
   registeredModels: string[];
   modelVersions: number;
+  loggedModels: number;
 }
 
 function latestOf(history: Record<string, Metric[]>): Record<string, Metric> {
@@ -157,6 +170,26 @@ export async function importMlflowDb(
     files: [],
     replaceExperimentIds: [],
   };
+  const runExperiment = new Map(contents.runs.map((r) => [r.info.runId, r.info.experimentId]));
+  const preserved = (experimentId: string, rel: string, bytes: Uint8Array) =>
+    bundle.files.push({
+      path: `${experimentId}/${rel}`,
+      experimentId,
+      runId: null,
+      preserved: true,
+      canonicalHash: '',
+      bytes,
+      size: bytes.length,
+    });
+  for (const m of contents.loggedModels) {
+    for (const [rel, bytes] of loggedModelFiles(m)) preserved(m.experimentId, rel, bytes);
+  }
+  for (const l of contents.loggedModelLinks) {
+    const experimentId = runExperiment.get(l.runId);
+    if (experimentId === undefined) continue;
+    const [rel, bytes] = loggedModelLinkFile(l);
+    preserved(experimentId, rel, bytes);
+  }
   let metricPoints = 0;
   for (const r of contents.runs) {
     const rec = repo.newRunRecord(r.info, r.tags);
@@ -215,7 +248,53 @@ export async function importMlflowDb(
     metricPoints,
     registeredModels: contents.registeredModels.map((m) => m.name),
     modelVersions: contents.modelVersions.length,
+    loggedModels: contents.loggedModels.length,
   };
+}
+
+/** Whether a kept file-store path belongs to a logged model or a run's link to one. */
+function isLoggedModelPath(rel: string): boolean {
+  return (
+    /^models\/m-[^/]+\//.test(rel) ||
+    /^[0-9a-f]{32}\/(outputs|inputs)\/[^/]+\/meta\.yaml$/.test(rel)
+  );
+}
+
+async function keptBytes(db: AnyDB, f: repo.MlrunsFileRecord): Promise<Uint8Array> {
+  return f.bytes ?? (f.blobId ? await readBlobBytes(db, f.blobId) : new Uint8Array());
+}
+
+/**
+ * The MLflow 3 logged models of an experiment, as MlflowClient.get_logged_model reports them
+ * (params, tags and every metric point), with the runs that produced or used them. They come
+ * from an mlflow.db or an `mlruns` import; their artifact files, when the store holds them, are
+ * read with mlruns-io's readLoggedModelFiles.
+ */
+export async function getLoggedModels(
+  db: AnyDB,
+  experimentId: string,
+): Promise<{
+  loggedModels: LoggedModel[];
+  links: LoggedModelLink[];
+  artifactFiles: Map<string, repo.MlrunsFileRecord[]>;
+}> {
+  const files = new Map<string, Uint8Array>();
+  const artifactFiles = new Map<string, repo.MlrunsFileRecord[]>();
+  const prefix = `${experimentId}/`;
+  for (const f of await repo.getMlrunsFiles(db, experimentId)) {
+    if (!f.preserved || !f.path.startsWith(prefix)) continue;
+    const rel = f.path.slice(prefix.length);
+    if (!isLoggedModelPath(rel)) continue;
+    const art = /^models\/(m-[^/]+)\/artifacts\/./.exec(rel);
+    if (art) {
+      const list = artifactFiles.get(art[1]!) ?? [];
+      list.push(f);
+      artifactFiles.set(art[1]!, list);
+      continue;
+    }
+    files.set(rel, await keptBytes(db, f));
+  }
+  return { ...loggedModelsFromFiles(experimentId, files), artifactFiles };
 }
 
 /**
@@ -264,18 +343,35 @@ export interface MlflowDbExportOptions {
   wasmUrl?: string;
 }
 
-/** A run artifact the export carries, at `path` under the server's artifacts destination. */
+/**
+ * A file the export carries, at `path` under the server's artifacts destination: a run artifact,
+ * or (with `modelId`) a file of a logged model. Read its bytes with exportArtifactBytes.
+ */
 export interface MlflowDbExportArtifact {
   path: string;
+  /** The run it belongs to; for a logged model's file, the run that produced it ('' if none). */
   runId: string;
+  /** Path under the run's (or the logged model's) artifact root. */
   artifactPath: string;
+  /** The stored file; '' when the bytes are kept inline (small files of a logged model). */
   blobId: string;
   size: number;
+  modelId?: string;
+  bytes?: Uint8Array;
+}
+
+export async function exportArtifactBytes(
+  db: AnyDB,
+  a: MlflowDbExportArtifact,
+): Promise<Uint8Array> {
+  return a.bytes ?? readBlobBytes(db, a.blobId);
 }
 
 export interface MlflowDbExport {
   database: Uint8Array;
   artifacts: MlflowDbExportArtifact[];
+  /** Logged models left out because the chosen schema (MLflow 2.x) cannot hold them. */
+  omittedLoggedModels: number;
   /** The MLflow version whose schema the database has, and its alembic revision. */
   mlflowVersion: string;
   alembicRevision: string;
@@ -310,6 +406,8 @@ async function exportContents(
     runs: [],
     registeredModels: [],
     modelVersions: [],
+    loggedModels: [],
+    loggedModelLinks: [],
   };
   const artifacts: MlflowDbExportArtifact[] = [];
   for (const stored of all) {
@@ -342,6 +440,34 @@ async function exportContents(
         });
       }
     }
+
+    const logged = await getLoggedModels(db, exp.experimentId);
+    for (const m of logged.loggedModels) {
+      const files = logged.artifactFiles.get(m.modelId) ?? [];
+      // A model whose files the app holds is served from the proxy; one whose files it never
+      // had keeps pointing where they are.
+      if (options.useArtifactProxy && files.length > 0) {
+        m.artifactLocation = `${exp.artifactLocation}/models/${m.modelId}/artifacts`;
+      }
+      input.loggedModels!.push(m);
+      const base = proxyPath(m.artifactLocation);
+      if (base === null) continue;
+      const prefix = `${exp.experimentId}/models/${m.modelId}/artifacts/`;
+      for (const f of files) {
+        const rel = f.path.slice(prefix.length);
+        const a: MlflowDbExportArtifact = {
+          path: base ? `${base}/${rel}` : rel,
+          runId: m.sourceRunId ?? '',
+          artifactPath: rel,
+          blobId: f.blobId ?? '',
+          size: f.size,
+          modelId: m.modelId,
+        };
+        if (!f.blobId) a.bytes = f.bytes ?? new Uint8Array();
+        artifacts.push(a);
+      }
+    }
+    input.loggedModelLinks!.push(...logged.links);
   }
 
   const models = await registry.listRegisteredModelRecords(db);
@@ -375,6 +501,13 @@ export async function exportMlflowDb(
     );
   }
   const { input, artifacts } = await exportContents(db, options);
+  // MLflow 2.x has no logged models: a 2.x export leaves them (and their files) out.
+  const omittedLoggedModels = hasLoggedModelTables(schema) ? 0 : (input.loggedModels ?? []).length;
+  if (omittedLoggedModels > 0) {
+    input.loggedModels = [];
+    input.loggedModelLinks = [];
+  }
+  const carried = omittedLoggedModels > 0 ? artifacts.filter((a) => !a.modelId) : artifacts;
   const SQL = await loadSqlJs(options.wasmUrl);
   const database = new SQL.Database();
   try {
@@ -391,7 +524,8 @@ export async function exportMlflowDb(
     database.run('COMMIT');
     return {
       database: database.export(),
-      artifacts,
+      artifacts: carried,
+      omittedLoggedModels,
       mlflowVersion: schema.mlflowVersion,
       alembicRevision: schema.revision,
     };
@@ -411,7 +545,7 @@ export async function exportMlflowDbZip(
   const out = await exportMlflowDb(db, { useArtifactProxy: true, ...options });
   const tree: Zippable = { 'mlflow.db': [out.database, { level: 6 }] };
   for (const a of out.artifacts) {
-    const bytes = await readBlobBytes(db, a.blobId);
+    const bytes = await exportArtifactBytes(db, a);
     tree[`mlartifacts/${a.path}`] = [bytes, { level: bytes.length > 8 * 1024 * 1024 ? 0 : 6 }];
   }
   return zipSync(tree);

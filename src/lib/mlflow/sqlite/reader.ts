@@ -13,6 +13,7 @@ import type {
   RunInfo,
   RunStatus,
 } from '../entities.ts';
+import { readLoggedModels, type LoggedModel, type LoggedModelLink } from './logged-models.ts';
 
 /** Runs one SQL statement and returns its rows as column -> value objects. */
 export interface SqlRunner {
@@ -120,6 +121,10 @@ export interface MlflowDbContents {
   runs: MlflowDbRun[];
   registeredModels: RegisteredModel[];
   modelVersions: MlflowDbModelVersion[];
+  /** MLflow 3 logged models (none in a 2.x database), with their params, tags and metrics. */
+  loggedModels: LoggedModel[];
+  /** Which runs produced (output) or used (input) which logged model. */
+  loggedModelLinks: LoggedModelLink[];
 }
 
 const RUN_STATUSES = new Set<RunStatus>(['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED']);
@@ -302,5 +307,14 @@ export function readMlflowDb(sql: SqlRunner, file = 'mlflow.db'): MlflowDbConten
       });
     }
   }
-  return { alembicRevision, experiments, runs, registeredModels, modelVersions };
+  const logged = readLoggedModels(sql, tables);
+  return {
+    alembicRevision,
+    experiments,
+    runs,
+    registeredModels,
+    modelVersions,
+    loggedModels: logged.loggedModels,
+    loggedModelLinks: logged.links,
+  };
 }

@@ -6,6 +6,7 @@
  */
 import type { Metric } from '../entities.ts';
 import { MlflowDbError, type MlflowDbContents } from './reader.ts';
+import { writeLoggedModels } from './logged-models.ts';
 import * as latest from './schema-dc11669786a5.sql.ts';
 import * as mlflow2 from './schema-0584bdc529eb.sql.ts';
 
@@ -40,7 +41,16 @@ export interface SqlExecutor {
 }
 
 /** What an export writes; the same shape the reader returns, less the revision. */
-export type MlflowDbWriteInput = Omit<MlflowDbContents, 'alembicRevision'>;
+export type MlflowDbWriteInput = Omit<
+  MlflowDbContents,
+  'alembicRevision' | 'loggedModels' | 'loggedModelLinks'
+> &
+  Partial<Pick<MlflowDbContents, 'loggedModels' | 'loggedModelLinks'>>;
+
+/** Whether a schema has MLflow 3's logged-model tables (2.x schemas do not). */
+export function hasLoggedModelTables(schema: MlflowDbSchema): boolean {
+  return schema.sql.some((s) => /^CREATE TABLE "?logged_models"? /.test(s));
+}
 
 // MLflow's SQL store clamps infinities to the largest double before it writes them
 // (sqlalchemy_store._log_metrics), and reads them back clamped.
@@ -228,6 +238,35 @@ export function writeMlflowDb(
       ]);
     }
   }
+  const loggedModels = input.loggedModels ?? [];
+  const links = input.loggedModelLinks ?? [];
+  if ((loggedModels.length > 0 || links.length > 0) && !hasLoggedModelTables(schema)) {
+    throw new MlflowDbError(
+      `MLflow ${schema.mlflowVersion}'s mlflow.db has no logged models; ${loggedModels.length} logged model(s) cannot be written (export with the MLflow 3 schema, or leave them out).`,
+    );
+  }
+  const runIds = new Set(input.runs.map((r) => r.info.runId));
+  for (const m of loggedModels) {
+    if (!experimentIds.has(m.experimentId)) {
+      throw new MlflowDbError(
+        `Logged model ${m.modelId}: its experiment ${m.experimentId} is not part of the export.`,
+      );
+    }
+    experimentIdValue(m.experimentId, `Logged model ${m.modelId}`);
+    for (const p of m.metrics) {
+      if (!runIds.has(p.runId)) {
+        throw new MlflowDbError(
+          `Logged model ${m.modelId}: its metric '${p.key}' was logged by run ${p.runId}, which is not part of the export.`,
+        );
+      }
+    }
+  }
+  writeLoggedModels(
+    sql,
+    loggedModels,
+    links.filter((l) => runIds.has(l.runId)),
+  );
+
   for (const m of input.registeredModels) {
     for (const [alias, version] of Object.entries(m.aliases)) {
       sql.run('INSERT INTO registered_model_aliases (alias, version, name) VALUES (?, ?, ?)', [
