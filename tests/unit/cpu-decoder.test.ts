@@ -12,7 +12,16 @@ import { runGeneration } from '../../src/lib/inference/engine.ts';
 import { normalizePath, type ModelFiles } from '../../src/lib/inference/engines/files.ts';
 import { InferenceError } from '../../src/lib/inference/protocol.ts';
 import { fileKernelLoader } from '../helpers/cpu-kernels.ts';
-import { argmax, ensureTinyPhi3, greedyOrtNode, type TinyPhi3Paths } from '../helpers/tiny-phi3.ts';
+import {
+  TINY,
+  TINY_MHA,
+  argmax,
+  ensureTinyPhi3,
+  ensureTinyPhi3Mha,
+  greedyOrtNode,
+  type TinyPhi3MhaPaths,
+  type TinyPhi3Paths,
+} from '../helpers/tiny-phi3.ts';
 
 /** A model folder on disk; external data is streamed in pieces as a browser Response would be. */
 function dirFiles(dir: string): ModelFiles {
@@ -60,14 +69,18 @@ const TOL_FP32 = { typical: 1e-3, every: 0.15 };
 const TOL_FP16 = { typical: 0.5, every: 0.5 };
 
 let fx: TinyPhi3Paths;
+let mhaFx: TinyPhi3MhaPaths;
 beforeAll(async () => {
   fx = await ensureTinyPhi3();
+  mhaFx = await ensureTinyPhi3Mha();
 });
 
-async function reference(model: string, prompt = PROMPT) {
+type KvShape = { numLayers: number; numKvHeads: number; headSize: number };
+
+async function reference(model: string, prompt = PROMPT, shape: KvShape = TINY) {
   const session = await ort.InferenceSession.create(model);
   try {
-    return await greedyOrtNode(ort, session, prompt, STEPS);
+    return await greedyOrtNode(ort, session, prompt, STEPS, { shape });
   } finally {
     await session.release();
   }
@@ -108,9 +121,29 @@ const cases = [
     dtype: 'q4f16',
     tol: TOL_FP16,
   },
+  // The builder's older web form: separate Q/K/V, RotaryEmbedding + position_ids,
+  // MultiHeadAttention (one KV head per head). Same tolerances as the forms above.
+  {
+    name: 'web layout q4, MultiHeadAttention + RotaryEmbedding',
+    dir: () => mhaFx.web,
+    model: () => join(mhaFx.web, 'onnx/model_q4.onnx'),
+    dtype: 'q4',
+    tol: TOL_FP32,
+    shape: TINY_MHA,
+  },
+  {
+    name: 'web layout q4f16, MultiHeadAttention + RotaryEmbedding',
+    dir: () => mhaFx.web,
+    model: () => join(mhaFx.web, 'onnx/model_q4f16.onnx'),
+    dtype: 'q4f16',
+    tol: TOL_FP16,
+    shape: TINY_MHA,
+  },
 ] as const;
+const shapeOf = (c: (typeof cases)[number]): KvShape => ('shape' in c ? c.shape : TINY);
 
-describe.each(cases)('CPU decoder on the tiny Phi-3, $name', ({ dir, model, dtype, tol }) => {
+describe.each(cases)('CPU decoder on the tiny Phi-3, $name', (c) => {
+  const { dir, model, dtype, tol } = c;
   let engine: CpuEngine;
   beforeAll(async () => {
     engine = await loadCpuEngine(dirFiles(dir()), {
@@ -120,7 +153,7 @@ describe.each(cases)('CPU decoder on the tiny Phi-3, $name', ({ dir, model, dtyp
   });
 
   it(`matches onnxruntime-node's logits at each of ${STEPS} steps`, async () => {
-    const ref = await reference(model());
+    const ref = await reference(model(), PROMPT, shapeOf(c));
     expect(engine.cpu.variant).toBe('simd');
     await engine.lm.reset();
     let logits = await engine.lm.forward(PROMPT);
@@ -157,7 +190,7 @@ describe('CPU decoder through the generation loop', () => {
       });
       const prompt = 'Tell me about the weather today';
       const ids = engine.tokenizer.encode(prompt, { addSpecialTokens: true });
-      const ref = await reference(c.model(), ids);
+      const ref = await reference(c.model(), ids, shapeOf(c));
       const r = await runGeneration(
         engine,
         { kind: 'prompt', prompt },
@@ -275,4 +308,93 @@ describe('graph recognition', () => {
     expect(() => parseOnnx(bytes.subarray(0, 1000), 'cut.onnx')).toThrow(/^cut\.onnx: .*byte \d+/);
     expect(() => parseOnnx(new Uint8Array([0x0f]), 'x.onnx')).toThrow(/wire type 7/);
   });
+});
+
+describe('graph recognition, MultiHeadAttention + RotaryEmbedding form', () => {
+  const load = () =>
+    parseOnnx(new Uint8Array(readFileSync(join(mhaFx.web, 'onnx/model_q4.onnx'))), 'model.onnx');
+  type Model = ReturnType<typeof load>;
+  const nodes = (m: Model, op: string) => m.nodes.filter((n) => n.opType === op);
+
+  it('maps separate Q/K/V, the rotary caches of RotaryEmbedding, one KV head per head', () => {
+    const g = recognisePhi3(load(), 'model.onnx');
+    expect(g).toMatchObject({ hidden: 64, heads: 4, kvHeads: 4, headSize: 16, vocab: 32064 });
+    expect(g.rotaryInterleaved).toBe(false);
+    expect(g.rotaryDim).toBe(16);
+    expect(g.cos.name).toBe('cos_cache');
+    expect(g.maxPositions).toBe(TINY_MHA.contextLength);
+    expect(g.layers[1]!.qkv.map((w) => w.packed.name)).toEqual(
+      ['q', 'k', 'v'].map((x) => `model.layers.1.attn.${x}_proj.MatMul.weight_Q4`),
+    );
+  });
+
+  const refusals: [string, (m: Model) => void, RegExp][] = [
+    [
+      'interleaved rotary',
+      (m) => nodes(m, 'RotaryEmbedding').forEach((n) => n.attributes.set('interleaved', 1)),
+      /interleaved rotary \(interleaved=1\) is not supported/,
+    ],
+    [
+      'partial rotary',
+      (m) =>
+        nodes(m, 'RotaryEmbedding').forEach((n) => n.attributes.set('rotary_embedding_dim', 8)),
+      /partial rotary \(rotary_embedding_dim 8 of head size 16\)/,
+    ],
+    [
+      'positions that are not the plain position_ids',
+      (m) => {
+        m.nodes.unshift({
+          opType: 'Add',
+          domain: '',
+          name: 'shift',
+          inputs: ['position_ids', '/model/constants/INT64/1'],
+          outputs: ['shifted'],
+          attributes: new Map(),
+        });
+        nodes(m, 'RotaryEmbedding').forEach((n) => (n.inputs[1] = 'shifted'));
+      },
+      /position_ids must feed RotaryEmbedding nodes only \(read by: Add shift\)/,
+    ],
+    [
+      'no attention bias (no causal mask)',
+      (m) => nodes(m, 'MultiHeadAttention').forEach((n) => (n.inputs[5] = '')),
+      /no attention_bias input/,
+    ],
+    [
+      'a mask computed from hidden states',
+      (m) => {
+        const where = nodes(m, 'Where').find((n) => n.name.includes('attn_mask_reformat'))!;
+        m.nodes.unshift({
+          opType: 'MatMul',
+          domain: '',
+          name: 'odd_mask',
+          inputs: ['/model/embed_tokens/Gather/output_0', 'model.norm.weight'],
+          outputs: ['odd'],
+          attributes: new Map(),
+        });
+        where.inputs[1] = 'odd';
+      },
+      /attention mask is computed with MatMul \(odd_mask\)/,
+    ],
+    [
+      'a Q bias',
+      (m) => nodes(m, 'MultiHeadAttention').forEach((n) => (n.inputs[3] = 'model.norm.weight')),
+      /Q\/K\/V bias/,
+    ],
+  ];
+  for (const [what, mutate, reason] of refusals) {
+    it(`refuses ${what} with the reason`, () => {
+      const m = load();
+      mutate(m);
+      let err: unknown;
+      try {
+        recognisePhi3(m, 'model.onnx');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(UnsupportedGraphError);
+      expect((err as Error).message).toMatch(/^model\.onnx: /);
+      expect((err as Error).message).toMatch(reason);
+    });
+  }
 });

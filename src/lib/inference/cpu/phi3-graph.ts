@@ -60,18 +60,30 @@ const MS = 'com.microsoft';
 
 class Walker {
   private readonly consumers = new Map<string, OnnxNode[]>();
+  private readonly producers = new Map<string, OnnxNode>();
 
   constructor(
     readonly model: OnnxModel,
     readonly file: string,
   ) {
-    for (const node of model.nodes)
+    for (const node of model.nodes) {
       for (const input of node.inputs) {
         if (!input) continue;
         const list = this.consumers.get(input) ?? [];
         list.push(node);
         this.consumers.set(input, list);
       }
+      for (const output of node.outputs) if (output) this.producers.set(output, node);
+    }
+  }
+
+  /** The node that computes `value` (undefined for graph inputs and initializers). */
+  producer(value: string): OnnxNode | undefined {
+    return this.producers.get(value);
+  }
+
+  isInput(value: string): boolean {
+    return this.model.inputs.some((i) => i.name === value);
   }
 
   refuse(message: string): never {
@@ -161,6 +173,285 @@ class Walker {
   }
 }
 
+/** What one layer's attention maps to, whichever form the graph uses. */
+interface AttentionMap {
+  heads: number;
+  kvHeads: number;
+  headSize: number;
+  scale: number;
+  interleaved: boolean;
+  cos: OnnxTensor;
+  sin: OnnxTensor;
+  /** Q, K and V rows, in that order: one packed weight or three separate ones. */
+  qkv: Q4Weight[];
+}
+
+/** GroupQueryAttention with rotary inside (do_rotary) and cos/sin caches as inputs 7 and 8. */
+function mapGroupQueryAttention(
+  w: Walker,
+  gqa: OnnxNode,
+  mats: OnnxNode[],
+  l: number,
+  hidden: number,
+): AttentionMap {
+  if (gqa.domain !== MS) w.refuse(`${gqa.name}: GroupQueryAttention must be the com.microsoft op`);
+  const heads = w.attr(gqa, 'num_heads');
+  const kvHeads = w.attr(gqa, 'kv_num_heads');
+  if (w.attr(gqa, 'do_rotary', 0) !== 1)
+    w.refuse(`${gqa.name}: only do_rotary=1 (rotary inside attention) is supported`);
+  if (w.attr(gqa, 'local_window_size', -1) !== -1)
+    w.refuse(`${gqa.name}: sliding-window attention is not supported`);
+  if (w.attr(gqa, 'softcap', 0) !== 0) w.refuse(`${gqa.name}: softcap is not supported`);
+  if (!(heads > 0 && kvHeads > 0 && heads % kvHeads === 0 && hidden % heads === 0)) {
+    w.refuse(
+      `${gqa.name}: num_heads ${heads} / kv_num_heads ${kvHeads} do not fit hidden size ${hidden}`,
+    );
+  }
+  const headSize = hidden / heads;
+  const scale = (() => {
+    const v = gqa.attributes.get('scale');
+    return typeof v === 'number' && v !== 0 ? v : 1 / Math.sqrt(headSize);
+  })();
+  const interleaved = w.attr(gqa, 'rotary_interleaved', 0) === 1;
+  const c = w.init(gqa.inputs[7], `${gqa.name} cos_cache`);
+  const s = w.init(gqa.inputs[8], `${gqa.name} sin_cache`);
+  for (const t of [c, s]) {
+    if (
+      t.dims.length !== 2 ||
+      t.dims[1] !== headSize / 2 ||
+      (t.dataType !== DataType.FLOAT && t.dataType !== DataType.FLOAT16)
+    ) {
+      w.refuse(
+        `${t.name}: expected fp32/fp16 [positions, ${headSize / 2}], got [${t.dims.join(', ')}]`,
+      );
+    }
+  }
+  const byOutput = (value: string) => mats.find((m) => m.outputs[0] === value);
+  let qkv: Q4Weight[];
+  if (gqa.inputs[1] || gqa.inputs[2]) {
+    const parts = [0, 1, 2].map((i) => byOutput(gqa.inputs[i] ?? ''));
+    if (parts.some((p) => !p))
+      w.refuse(`${gqa.name}: query, key and value must come straight from MatMulNBits`);
+    qkv = parts.map((p, i) => w.q4(p!, `layer ${l} ${'qkv'[i]}_proj`));
+    const want = [heads * headSize, kvHeads * headSize, kvHeads * headSize];
+    if (qkv.some((q, i) => q.n !== want[i] || q.k !== hidden))
+      w.refuse(`layer ${l}: Q/K/V projections have unexpected shapes`);
+  } else {
+    const p = byOutput(gqa.inputs[0] ?? '');
+    if (!p) w.refuse(`${gqa.name}: packed QKV must come straight from MatMulNBits`);
+    qkv = [w.q4(p, `layer ${l} qkv_proj`)];
+    if (qkv[0]!.n !== (heads + 2 * kvHeads) * headSize || qkv[0]!.k !== hidden) {
+      w.refuse(
+        `layer ${l}: packed QKV is ${qkv[0]!.k}x${qkv[0]!.n}, expected ${hidden}x${(heads + 2 * kvHeads) * headSize}`,
+      );
+    }
+  }
+  return { heads, kvHeads, headSize, scale, interleaved, cos: c, sin: s, qkv };
+}
+
+/**
+ * position_ids may only feed RotaryEmbedding nodes directly: the engine then rotates by the
+ * plain positions past + i, which is what every caller of such a graph feeds.
+ */
+function checkPositionIds(w: Walker): void {
+  const info = w.model.inputs.find((i) => i.name === 'position_ids')!;
+  if (info.elemType !== DataType.INT64 || info.dims.length !== 2)
+    w.refuse('position_ids must be an int64 [batch, sequence] input');
+  const readers = w.users('position_ids');
+  const other = readers.filter((n) => n.opType !== 'RotaryEmbedding');
+  if (readers.length === 0 || other.length > 0) {
+    w.refuse(
+      `position_ids must feed RotaryEmbedding nodes only (read by: ${
+        readers.map((n) => `${n.opType} ${n.name}`).join(', ') || 'nothing'
+      })`,
+    );
+  }
+}
+
+/** One com.microsoft RotaryEmbedding over `value`: the projection it rotates and its caches. */
+function rotaryInput(
+  w: Walker,
+  value: string,
+  what: string,
+  headSize: number,
+  heads: number,
+): { input: string; cos: OnnxTensor; sin: OnnxTensor } {
+  const rot = w.producer(value);
+  if (!rot || rot.opType !== 'RotaryEmbedding' || rot.domain !== MS)
+    w.refuse(`${what} is not rotated by a com.microsoft RotaryEmbedding`);
+  if (w.attr(rot, 'interleaved', 0) !== 0)
+    w.refuse(`${rot.name}: interleaved rotary (interleaved=1) is not supported`);
+  const dim = w.attr(rot, 'rotary_embedding_dim', 0);
+  if (dim !== 0 && dim !== headSize)
+    w.refuse(
+      `${rot.name}: partial rotary (rotary_embedding_dim ${dim} of head size ${headSize}) is not supported`,
+    );
+  const n = w.attr(rot, 'num_heads', 0);
+  if (n !== 0 && n !== heads) w.refuse(`${rot.name}: num_heads ${n}, attention has ${heads}`);
+  if (w.attr(rot, 'scale', 1) !== 1)
+    w.refuse(`${rot.name}: scaled positions (scale attribute) are not supported`);
+  if (w.attr(rot, 'is_packed_batching', 0) !== 0)
+    w.refuse(`${rot.name}: packed batching is not supported`);
+  if (rot.inputs[1] !== 'position_ids' || !w.isInput('position_ids')) {
+    w.refuse(
+      `${rot.name}: positions come from "${rot.inputs[1] ?? ''}", not straight from the position_ids input (only plain positions are supported)`,
+    );
+  }
+  const cos = w.init(rot.inputs[2], `${rot.name} cos_cache`);
+  const sin = w.init(rot.inputs[3], `${rot.name} sin_cache`);
+  for (const t of [cos, sin]) {
+    if (t.dims.length !== 2 || (t.dataType !== DataType.FLOAT && t.dataType !== DataType.FLOAT16)) {
+      w.refuse(`${t.name}: expected fp32/fp16 [positions, ${headSize / 2}]`);
+    }
+    if (t.dims[1] !== headSize / 2) {
+      w.refuse(
+        `${t.name}: rotates ${2 * t.dims[1]!} of ${headSize} head dimensions (partial rotary is not supported)`,
+      );
+    }
+  }
+  if (cos.dims[0] !== sin.dims[0]) w.refuse(`${cos.name} and ${sin.name} differ in length`);
+  return { input: rot.inputs[0] ?? '', cos, sin };
+}
+
+/**
+ * MultiHeadAttention as the model builder writes it for `-e web`: Q and K from separate
+ * MatMulNBits through RotaryEmbedding (fed by position_ids), V straight from its MatMulNBits,
+ * an additive attention bias (the causal mask) and past/present KV. No KV-head sharing.
+ */
+function mapMultiHeadAttention(
+  w: Walker,
+  mha: OnnxNode,
+  mats: OnnxNode[],
+  l: number,
+  hidden: number,
+): AttentionMap {
+  if (mha.domain !== MS) w.refuse(`${mha.name}: MultiHeadAttention must be the com.microsoft op`);
+  const heads = w.attr(mha, 'num_heads');
+  if (!(heads > 0 && hidden % heads === 0))
+    w.refuse(`${mha.name}: num_heads ${heads} does not divide hidden size ${hidden}`);
+  const headSize = hidden / heads;
+  const scale = (() => {
+    const v = mha.attributes.get('scale');
+    return typeof v === 'number' && v !== 0 ? v : 1 / Math.sqrt(headSize);
+  })();
+  if (w.attr(mha, 'unidirectional', 0) !== 0)
+    w.refuse(`${mha.name}: unidirectional=1 is not supported (the mask must be an attention bias)`);
+  const [q, k, v, bias, padMask, attnBias, pastK, pastV, ...rest] = mha.inputs;
+  if (bias) w.refuse(`${mha.name}: a Q/K/V bias input is not supported`);
+  if (padMask) w.refuse(`${mha.name}: a key_padding_mask input is not supported`);
+  if (rest.some((i) => i))
+    w.refuse(`${mha.name}: past_sequence_length / cache_indirection inputs are not supported`);
+  if (!attnBias)
+    w.refuse(`${mha.name}: no attention_bias input, so no causal mask: not a decoder's attention`);
+  if (!pastK || !pastV || !w.isInput(pastK) || !w.isInput(pastV))
+    w.refuse(`${mha.name}: past key/value must be graph inputs (a KV cache)`);
+  if (!mha.outputs[1] || !mha.outputs[2])
+    w.refuse(`${mha.name}: present key/value outputs are missing`);
+  const rq = rotaryInput(w, q ?? '', `${mha.name} query`, headSize, heads);
+  const rk = rotaryInput(w, k ?? '', `${mha.name} key`, headSize, heads);
+  if (rq.cos.name !== rk.cos.name || rq.sin.name !== rk.sin.name)
+    w.refuse(`${mha.name}: query and key use different rotary caches`);
+  const byOutput = (value: string) => mats.find((m) => m.outputs[0] === value);
+  const parts = [rq.input, rk.input, v ?? ''].map(byOutput);
+  if (parts.some((p) => !p)) {
+    w.refuse(
+      `${mha.name}: query and key must be RotaryEmbedding of a MatMulNBits, value a MatMulNBits, all reading the layer's norm`,
+    );
+  }
+  const qkv = parts.map((p, i) => w.q4(p!, `layer ${l} ${'qkv'[i]}_proj`));
+  if (qkv.some((x) => x.n !== hidden || x.k !== hidden)) {
+    w.refuse(
+      `layer ${l}: Q/K/V projections are ${qkv.map((x) => `${x.k}x${x.n}`).join(', ')}, expected ${hidden}x${hidden} each (MultiHeadAttention has no KV-head sharing)`,
+    );
+  }
+  return {
+    heads,
+    kvHeads: heads,
+    headSize,
+    scale,
+    interleaved: false,
+    cos: rq.cos,
+    sin: rq.sin,
+    qkv,
+  };
+}
+
+/** Ops a mask subgraph may use: shape arithmetic, comparisons and selects, nothing numeric. */
+const MASK_OPS = new Set([
+  'Shape',
+  'Gather',
+  'Range',
+  'Add',
+  'Sub',
+  'Mul',
+  'Unsqueeze',
+  'Squeeze',
+  'Concat',
+  'Reshape',
+  'Slice',
+  'Cast',
+  'Less',
+  'LessOrEqual',
+  'Greater',
+  'GreaterOrEqual',
+  'Equal',
+  'And',
+  'Or',
+  'Not',
+  'Where',
+  'Expand',
+  'Tile',
+  'ConstantOfShape',
+  'Constant',
+  'Identity',
+]);
+
+/**
+ * The attention bias must be computed from attention_mask (values) and input_ids / past KV
+ * (shapes only) with the shape, compare and select ops of a mask subgraph, and small constants.
+ * The engine then applies its own causal mask over an all-ones attention_mask, as the builder's
+ * subgraph computes it. (A subgraph of these ops is assumed to be that mask; its values are not
+ * evaluated here.)
+ */
+function checkCausalBias(w: Walker, bias: string): void {
+  const seen = new Set<string>();
+  const stack = [bias];
+  let fromMask = false;
+  while (stack.length) {
+    const value = stack.pop()!;
+    if (seen.has(value)) continue;
+    seen.add(value);
+    if (value === 'attention_mask') {
+      fromMask = true;
+      continue;
+    }
+    const node = w.producer(value);
+    if (!node) {
+      if (value === 'input_ids' || value.startsWith('past_key_values.')) continue;
+      if (w.isInput(value)) w.refuse(`the attention mask reads the graph input "${value}"`);
+      const t = w.init(value, 'attention mask constant');
+      if (t.dims.reduce((a, b) => a * b, 1) > 16)
+        w.refuse(`the attention mask uses the weight "${t.name}" (${t.dims.join('x')})`);
+      continue;
+    }
+    if (node.domain !== '' || !MASK_OPS.has(node.opType)) {
+      w.refuse(
+        `the attention mask is computed with ${node.opType} (${node.name}); only a causal mask from attention_mask is supported`,
+      );
+    }
+    for (const input of node.inputs) {
+      if (!input) continue;
+      if (
+        (input === 'input_ids' || input.startsWith('past_key_values.')) &&
+        node.opType !== 'Shape'
+      )
+        w.refuse(`the attention mask reads ${input}'s values (${node.name}), not only its shape`);
+      stack.push(input);
+    }
+  }
+  if (!fromMask) w.refuse('the attention mask does not come from attention_mask');
+}
+
 /** Skips Identity/Cast nodes between a value and the graph output it becomes. */
 function reachesOutput(w: Walker, value: string, output: string): boolean {
   let v = value;
@@ -177,17 +468,15 @@ function reachesOutput(w: Walker, value: string, output: string): boolean {
  * Walks the decoder. Supported: the onnxruntime-genai builder's CPU int4 graph (which the web
  * exports of this project's fixtures share): Gather embedding, SimplifiedLayerNormalization /
  * SkipSimplifiedLayerNormalization, MatMulNBits Q/K/V (packed or separate), GroupQueryAttention
- * with do_rotary and cos/sin caches, SiLU as Sigmoid*Mul, MatMulNBits lm_head.
+ * with do_rotary and cos/sin caches, SiLU as Sigmoid*Mul, MatMulNBits lm_head; and the builder's
+ * older web form: separate Q/K/V, RotaryEmbedding (non-interleaved, full head) on Q and K fed
+ * straight by position_ids, MultiHeadAttention with a causal mask from attention_mask.
  */
 export function recognisePhi3(model: OnnxModel, file: string): Phi3Graph {
   const w: Walker = new Walker(model, file);
   const inputNames = model.inputs.map((i) => i.name);
   if (!inputNames.includes('input_ids')) w.refuse('the graph has no input_ids input');
-  if (inputNames.includes('position_ids')) {
-    w.refuse(
-      'graphs that take position_ids (RotaryEmbedding outside attention) are not supported yet',
-    );
-  }
+  if (inputNames.includes('position_ids')) checkPositionIds(w);
   const logitsOut = model.outputs.find((o) => o.name === 'logits');
   if (!logitsOut) w.refuse('the graph has no logits output');
   const ioType = logitsOut.elemType === DataType.FLOAT16 ? 'float16' : 'float32';
@@ -224,14 +513,28 @@ export function recognisePhi3(model: OnnxModel, file: string): Phi3Graph {
   let sin: OnnxTensor | null = null;
   let intermediate = 0;
 
+  let maskBias: string | null = null;
+
   for (let l = 0; ; l++) {
     const mats = w.users(normed).filter((n) => n.opType === 'MatMulNBits');
+    // Attention reads the projections directly (GroupQueryAttention) or through a
+    // RotaryEmbedding (MultiHeadAttention with rotary outside).
+    const readers = (value: string): OnnxNode[] =>
+      w
+        .users(value)
+        .flatMap((n) => (n.opType === 'RotaryEmbedding' ? w.users(n.outputs[0]!) : [n]));
     const attnNodes = new Set(
-      mats.flatMap((m) => w.users(m.outputs[0]!)).filter((n) => n.opType === 'GroupQueryAttention'),
+      mats
+        .flatMap((m) => readers(m.outputs[0]!))
+        .filter((n) => n.opType === 'GroupQueryAttention' || n.opType === 'MultiHeadAttention'),
     );
     if (attnNodes.size === 0) {
       // The final norm: its output is the lm_head's input.
-      if (l === 0) w.refuse('no GroupQueryAttention after the first norm (unsupported attention)');
+      if (l === 0) {
+        w.refuse(
+          'no GroupQueryAttention or MultiHeadAttention after the first norm (unsupported attention)',
+        );
+      }
       if (mats.length !== 1)
         w.refuse(`expected the lm_head MatMulNBits after the final norm, found ${mats.length}`);
       const lmHead = w.q4(mats[0]!, 'lm_head');
@@ -262,26 +565,20 @@ export function recognisePhi3(model: OnnxModel, file: string): Phi3Graph {
     }
     if (attnNodes.size !== 1) w.refuse(`layer ${l}: Q/K/V feed ${attnNodes.size} attention nodes`);
     const gqa = [...attnNodes][0]!;
-    if (gqa.domain !== MS)
-      w.refuse(`${gqa.name}: GroupQueryAttention must be the com.microsoft op`);
-    const heads = w.attr(gqa, 'num_heads');
-    const kvHeads = w.attr(gqa, 'kv_num_heads');
-    if (w.attr(gqa, 'do_rotary', 0) !== 1)
-      w.refuse(`${gqa.name}: only do_rotary=1 (rotary inside attention) is supported`);
-    if (w.attr(gqa, 'local_window_size', -1) !== -1)
-      w.refuse(`${gqa.name}: sliding-window attention is not supported`);
-    if (w.attr(gqa, 'softcap', 0) !== 0) w.refuse(`${gqa.name}: softcap is not supported`);
-    if (!(heads > 0 && kvHeads > 0 && heads % kvHeads === 0 && hidden % heads === 0)) {
-      w.refuse(
-        `${gqa.name}: num_heads ${heads} / kv_num_heads ${kvHeads} do not fit hidden size ${hidden}`,
-      );
+    let mapped: AttentionMap;
+    if (gqa.opType === 'MultiHeadAttention') {
+      mapped = mapMultiHeadAttention(w, gqa, mats, l, hidden);
+      const bias = gqa.inputs[5]!;
+      if (maskBias === null) {
+        checkCausalBias(w, bias);
+        maskBias = bias;
+      } else if (bias !== maskBias) {
+        w.refuse(`${gqa.name}: layers use different attention masks`);
+      }
+    } else {
+      mapped = mapGroupQueryAttention(w, gqa, mats, l, hidden);
     }
-    const headSize = hidden / heads;
-    const scale = (() => {
-      const v = gqa.attributes.get('scale');
-      return typeof v === 'number' && v !== 0 ? v : 1 / Math.sqrt(headSize);
-    })();
-    const interleaved = w.attr(gqa, 'rotary_interleaved', 0) === 1;
+    const { heads, kvHeads, headSize, scale, interleaved, qkv } = mapped;
     if (
       shape &&
       (shape.heads !== heads || shape.kvHeads !== kvHeads || shape.interleaved !== interleaved)
@@ -289,43 +586,10 @@ export function recognisePhi3(model: OnnxModel, file: string): Phi3Graph {
       w.refuse(`${gqa.name}: attention shape differs from the first layer's`);
     }
     shape = { heads, kvHeads, headSize, scale, interleaved };
-    const c = w.init(gqa.inputs[7], `${gqa.name} cos_cache`);
-    const s = w.init(gqa.inputs[8], `${gqa.name} sin_cache`);
-    for (const t of [c, s]) {
-      if (
-        t.dims.length !== 2 ||
-        t.dims[1] !== headSize / 2 ||
-        (t.dataType !== DataType.FLOAT && t.dataType !== DataType.FLOAT16)
-      ) {
-        w.refuse(
-          `${t.name}: expected fp32/fp16 [positions, ${headSize / 2}], got [${t.dims.join(', ')}]`,
-        );
-      }
-    }
-    cos ??= c;
-    sin ??= s;
-    if (c.name !== cos.name || s.name !== sin.name)
+    cos ??= mapped.cos;
+    sin ??= mapped.sin;
+    if (mapped.cos.name !== cos.name || mapped.sin.name !== sin.name)
       w.refuse(`${gqa.name}: layers use different rotary caches`);
-    const byOutput = (value: string) => mats.find((m) => m.outputs[0] === value);
-    let qkv: Q4Weight[];
-    if (gqa.inputs[1] || gqa.inputs[2]) {
-      const parts = [0, 1, 2].map((i) => byOutput(gqa.inputs[i] ?? ''));
-      if (parts.some((p) => !p))
-        w.refuse(`${gqa.name}: query, key and value must come straight from MatMulNBits`);
-      qkv = parts.map((p, i) => w.q4(p!, `layer ${l} ${'qkv'[i]}_proj`));
-      const want = [heads * headSize, kvHeads * headSize, kvHeads * headSize];
-      if (qkv.some((q, i) => q.n !== want[i] || q.k !== hidden))
-        w.refuse(`layer ${l}: Q/K/V projections have unexpected shapes`);
-    } else {
-      const p = byOutput(gqa.inputs[0] ?? '');
-      if (!p) w.refuse(`${gqa.name}: packed QKV must come straight from MatMulNBits`);
-      qkv = [w.q4(p, `layer ${l} qkv_proj`)];
-      if (qkv[0]!.n !== (heads + 2 * kvHeads) * headSize || qkv[0]!.k !== hidden) {
-        w.refuse(
-          `layer ${l}: packed QKV is ${qkv[0]!.k}x${qkv[0]!.n}, expected ${hidden}x${(heads + 2 * kvHeads) * headSize}`,
-        );
-      }
-    }
     if (!gqa.outputs[1]?.startsWith('present') && gqa.outputs[1] !== `present.${l}.key`) {
       w.refuse(`${gqa.name}: its key cache output is not a present.* graph output`);
     }
