@@ -14,7 +14,14 @@ import type { InferenceClient } from '../../src/lib/inference/client.ts';
 import type { BackendPreference, ReadyMessage } from '../../src/lib/inference/protocol.ts';
 import type { InferenceTestHook } from '../../src/lib/inference/test-hook.ts';
 import { TextTokenizer } from '../../src/lib/inference/tokenizer.ts';
-import { ensureTinyPhi3, greedyOrtNode, type TinyPhi3Paths } from '../helpers/tiny-phi3.ts';
+import {
+  TINY_MHA,
+  ensureTinyPhi3,
+  ensureTinyPhi3Mha,
+  greedyOrtNode,
+  type TinyPhi3MhaPaths,
+  type TinyPhi3Paths,
+} from '../helpers/tiny-phi3.ts';
 
 declare global {
   interface Window {
@@ -38,10 +45,13 @@ const CHAT = [
 const STEPS = 16;
 
 let fixture: TinyPhi3Paths;
+/** The web layout in the MultiHeadAttention + RotaryEmbedding + position_ids form. */
+let mhaFixture: TinyPhi3MhaPaths;
 let tok: TextTokenizer;
 
 test.beforeAll(async () => {
   fixture = await ensureTinyPhi3();
+  mhaFixture = await ensureTinyPhi3Mha();
   tok = TextTokenizer.fromFiles(
     readFileSync(join(fixture.genai, 'tokenizer.json')),
     readFileSync(join(fixture.genai, 'tokenizer_config.json')),
@@ -66,12 +76,16 @@ function listFiles(root: string, dir = root): string[] {
   return out;
 }
 
-async function golden(layout: 'web' | 'genai', promptIds: number[]): Promise<number[]> {
+async function golden(layout: 'web' | 'genai' | 'web-mha', promptIds: number[]): Promise<number[]> {
   const graph =
-    layout === 'genai' ? fixture.genaiModel : join(fixture.web, 'onnx', 'model_q4.onnx');
+    layout === 'genai'
+      ? fixture.genaiModel
+      : join(layout === 'web-mha' ? mhaFixture.web : fixture.web, 'onnx', 'model_q4.onnx');
   const session = await ortNode.InferenceSession.create(graph);
   try {
-    return (await greedyOrtNode(ortNode, session, promptIds, STEPS, { stopOnEos: true })).ids;
+    const shape = layout === 'web-mha' ? TINY_MHA : undefined;
+    return (await greedyOrtNode(ortNode, session, promptIds, STEPS, { stopOnEos: true, shape }))
+      .ids;
   } finally {
     await session.release();
   }
@@ -79,7 +93,8 @@ async function golden(layout: 'web' | 'genai', promptIds: number[]): Promise<num
 
 /** Serves the fixture folders to the page; `isolated: false` strips the page's COOP/COEP. */
 async function openApp(page: Page, isolated = true) {
-  const dirOf = (l: string) => (l === 'genai' ? fixture.genai : fixture.web);
+  const dirOf = (l: string) =>
+    l === 'genai' ? fixture.genai : l === 'web-mha' ? mhaFixture.web : fixture.web;
   await page.route(`**${FIXTURE}**`, async (route) => {
     const path = new URL(route.request().url()).pathname;
     const [l, ...rest] = decodeURIComponent(
@@ -102,7 +117,12 @@ async function openApp(page: Page, isolated = true) {
   await page.waitForFunction(() => '__tabflowInference' in window);
 }
 
-async function load(page: Page, layout: 'web' | 'genai', backend: BackendPreference) {
+async function load(
+  page: Page,
+  layout: 'web' | 'genai',
+  backend: BackendPreference,
+  folder: 'web-mha' | null = null,
+) {
   return page.evaluate(
     async ({ base, names, layout, backend }) => {
       const files: Record<string, Blob> = {};
@@ -123,8 +143,8 @@ async function load(page: Page, layout: 'web' | 'genai', backend: BackendPrefere
       return { ready, isolated: crossOriginIsolated };
     },
     {
-      base: `${FIXTURE}${layout}/`,
-      names: listFiles(layout === 'genai' ? fixture.genai : fixture.web),
+      base: `${FIXTURE}${folder ?? layout}/`,
+      names: listFiles(layout === 'genai' ? fixture.genai : folder ? mhaFixture.web : fixture.web),
       layout,
       backend,
     },
@@ -204,6 +224,26 @@ test.describe('without WebGPU', () => {
       });
     });
   }
+
+  test("auto serves the web layout's MultiHeadAttention + RotaryEmbedding form on the CPU decoder with onnxruntime-node's greedy tokens", async ({
+    page,
+  }) => {
+    await openApp(page);
+    const { ready } = await load(page, 'web', 'auto', 'web-mha');
+    expectCpuDecoder(ready, 2);
+    const promptIds = tok.encode(PROMPT);
+    const gold = await golden('web-mha', promptIds);
+    const r = await answers(page, promptIds.length);
+    expect(r.raw.choices[0]!.tokenIds).toEqual(gold);
+    expect(r.prompt).toBe(
+      tokenizerFor('web').decodeAnswer(
+        gold.filter((id) => id < 32000),
+        { promptIds, trimStart: false },
+      ),
+    );
+    const chatIds = tok.encodeChat(CHAT);
+    expect(r.chat.usage.prompt_tokens).toBe(chatIds.length);
+  });
 
   test('a page without cross-origin isolation runs one thread and says why', async ({ page }) => {
     await openApp(page, false);
