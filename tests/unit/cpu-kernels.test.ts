@@ -349,6 +349,7 @@ describe('norms, rotary, attention, MLP', () => {
       0,
       1,
       scratch,
+      0,
     );
     k.attention(
       pq,
@@ -366,6 +367,7 @@ describe('norms, rotary, attention, MLP', () => {
       1,
       heads,
       scratch,
+      0,
     );
     expectClose(arena.f32(out, m * heads * hs), expected, 1e-5);
   });
@@ -380,4 +382,195 @@ describe('norms, rotary, attention, MLP', () => {
     const expected = Array.from(g, (v, i) => (v / (1 + Math.exp(-v))) * u[i]!);
     expectClose(arena.f32(out, n), expected, 1e-5);
   });
+});
+
+/** fp16 bits to a number (the test's own decoder). */
+function halfValue(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+describe('fp16 KV cache', () => {
+  function toHalf(values: Float32Array): Uint16Array {
+    const src = put(values);
+    const dst = arena.alloc(values.length * 2);
+    k.toHalf(src, dst, values.length);
+    return new Uint16Array(arena.memory.buffer, dst, values.length).slice();
+  }
+  function fromHalf(bits: Uint16Array): Float32Array {
+    const src = arena.alloc(bits.length * 2);
+    new Uint16Array(arena.memory.buffer, src, bits.length).set(bits);
+    const dst = arena.alloc(bits.length * 4);
+    k.fromHalf(src, dst, bits.length);
+    return arena.f32(dst, bits.length).slice();
+  }
+
+  it('decodes every finite fp16 value exactly and encodes it back to the same bits', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i).filter(
+      (h) => (h & 0x7c00) !== 0x7c00,
+    );
+    // An odd count, so the 8-wide loop leaves a scalar tail.
+    const bits = all.subarray(0, all.length - 3);
+    const values = fromHalf(bits);
+    for (let i = 0; i < bits.length; i++) {
+      if (values[i] !== Math.fround(halfValue(bits[i]!))) {
+        expect.fail(`0x${bits[i]!.toString(16)}: ${values[i]} vs ${halfValue(bits[i]!)}`);
+      }
+    }
+    const back = toHalf(values);
+    for (let i = 0; i < bits.length; i++) {
+      // -0 and +0 both stay themselves
+      if (back[i] !== bits[i]) expect.fail(`0x${bits[i]!.toString(16)} came back as ${back[i]}`);
+    }
+  });
+
+  it('rounds to the nearest fp16, ties to even, subnormals included; clamps instead of overflowing', () => {
+    const r = rng(77);
+    const values: number[] = [];
+    for (let i = 0; i < 4000; i++) {
+      const mag = 2 ** (Math.floor(r() * 44) - 28); // subnormal fp16 up to 2^15
+      values.push(Math.fround((r() < 0.5 ? -1 : 1) * mag * (1 + r())));
+    }
+    // Exact midpoints between neighbours: 1 + 2^-11 (to 1, even), 1 + 3 * 2^-11 (to 1 + 2^-9),
+    // a subnormal midpoint 2.5 * 2^-24 (to 2 * 2^-24), and values beyond 65504.
+    values.push(1 + 2 ** -11, 1 + 3 * 2 ** -11, 2.5 * 2 ** -24, 65519, 65520, 1e9, -3e38);
+    const x = Float32Array.from(values);
+    const got = toHalf(x);
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i]!;
+      const h = halfValue(got[i]!);
+      if (Math.abs(v) >= 65520) {
+        expect(h, `${v}`).toBe(Math.sign(v) * 65504);
+        continue;
+      }
+      // No other fp16 is nearer; on a tie the chosen one has an even mantissa.
+      const up = halfValue(got[i]! + 1);
+      const down = halfValue(got[i]! - 1);
+      const err = Math.abs(h - v);
+      const bad =
+        err > Math.abs(up - v) ||
+        ((got[i]! & 0x3ff) !== 0 && err > Math.abs(down - v)) ||
+        (err === Math.abs(up - v) && got[i]! & 1);
+      if (bad) expect.fail(`${v} -> ${h} (0x${got[i]!.toString(16)})`);
+    }
+    expect(halfValue(got[x.length - 7]!)).toBe(1);
+    expect(halfValue(got[x.length - 6]!)).toBe(1 + 2 ** -9);
+    expect(halfValue(got[x.length - 5]!)).toBe(2 * 2 ** -24);
+    expect(halfValue(got[x.length - 4]!)).toBe(65504);
+  });
+
+  it('cacheRows writes each row head to its position in fp32 and fp16', () => {
+    const m = 3;
+    const heads = 2;
+    const hs = 13;
+    const stride = 40; // the KV heads sit inside wider rows
+    const cap = 7;
+    const pos0 = 4;
+    const r = rng(3);
+    const rows = Float32Array.from({ length: m * stride }, () => r() * 8 - 4);
+    const src = put(rows);
+    const c32 = arena.alloc(heads * cap * hs * 4);
+    const c16 = arena.alloc(heads * cap * hs * 2);
+    k.cacheRows(src + 5 * 4, m, stride, heads, hs, c32, cap, pos0, 0);
+    k.cacheRows(src + 5 * 4, m, stride, heads, hs, c16, cap, pos0, 1);
+    const f32 = arena.f32(c32, heads * cap * hs);
+    const f16 = new Uint16Array(arena.memory.buffer, c16, heads * cap * hs);
+    for (let row = 0; row < m; row++)
+      for (let h = 0; h < heads; h++)
+        for (let i = 0; i < hs; i++) {
+          const v = rows[row * stride + 5 + h * hs + i]!;
+          const at = (h * cap + pos0 + row) * hs + i;
+          expect(f32[at]).toBe(v);
+          expect(Math.abs(halfValue(f16[at]!) - v)).toBeLessThanOrEqual(2 ** -11 * Math.abs(v));
+        }
+  });
+
+  for (const hs of [12, 20, 96]) {
+    it(`attention over fp16 caches equals attention over the same values in fp32 (head size ${hs})`, () => {
+      const heads = 4;
+      const kvHeads = 2;
+      const cap = 9;
+      const past = 5;
+      const m = 3;
+      const r = rng(hs);
+      const q = Float32Array.from({ length: m * heads * hs }, () => r() * 2 - 1);
+      // Values that fp16 holds exactly, so both caches hold the same numbers.
+      const kc = Float32Array.from(
+        { length: kvHeads * cap * hs },
+        () => Math.round((r() * 2 - 1) * 1024) / 256,
+      );
+      const vc = Float32Array.from(
+        { length: kvHeads * cap * hs },
+        () => Math.round((r() * 2 - 1) * 1024) / 512,
+      );
+      const k16 = arena.alloc(kc.length * 2);
+      const v16 = arena.alloc(vc.length * 2);
+      k.toHalf(put(kc), k16, kc.length);
+      k.toHalf(put(vc), v16, vc.length);
+      const [pq, pk, pv] = [put(q), put(kc), put(vc)];
+      const o32 = arena.alloc(m * heads * hs * 4);
+      const o16 = arena.alloc(m * heads * hs * 4);
+      const scratch = arena.alloc(cap * 4);
+      const scale = 1 / Math.sqrt(hs);
+      k.attention(
+        pq,
+        heads * hs,
+        pk,
+        pv,
+        o32,
+        m,
+        past,
+        heads,
+        kvHeads,
+        hs,
+        cap,
+        scale,
+        0,
+        heads,
+        scratch,
+        0,
+      );
+      k.attention(
+        pq,
+        heads * hs,
+        k16,
+        v16,
+        o16,
+        m,
+        past,
+        heads,
+        kvHeads,
+        hs,
+        cap,
+        scale,
+        0,
+        1,
+        scratch,
+        1,
+      );
+      k.attention(
+        pq,
+        heads * hs,
+        k16,
+        v16,
+        o16,
+        m,
+        past,
+        heads,
+        kvHeads,
+        hs,
+        cap,
+        scale,
+        1,
+        heads,
+        scratch,
+        1,
+      );
+      expectClose(arena.f32(o16, m * heads * hs), arena.f32(o32, m * heads * hs), 1e-5);
+    });
+  }
 });

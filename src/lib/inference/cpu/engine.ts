@@ -63,6 +63,12 @@ export interface CpuEngineOptions {
   activations?: 'int8' | 'f32';
   /** Caps the context (and so the KV cache's memory); default: what the model supports and fits. */
   maxContext?: number;
+  /**
+   * The KV cache's element type. `auto` (default): fp32 when the context asked for (the model's,
+   * or maxContext) fits wasm32's 4 GiB that way, else fp16, which holds twice the tokens (the
+   * full-size Phi-3-mini: 2483 tokens in fp32, its whole 4096 in fp16).
+   */
+  kvCache?: KvCacheType | 'auto';
   /** Web layout weight file; default q4 (fp32 scales) when present, else q4f16. */
   webDtype?: 'q4' | 'q4f16';
   /**
@@ -76,6 +82,8 @@ export interface CpuEngineOptions {
   onProgress?: LoadProgress;
 }
 
+export type KvCacheType = 'f32' | 'f16';
+
 export interface CpuEngineInfo {
   variant: KernelVariant;
   /** The start-up check of relaxed SIMD (see KernelSet.relaxed). */
@@ -84,6 +92,7 @@ export interface CpuEngineInfo {
   threads: number;
   /** Tokens the KV cache holds (the engine's context length). */
   contextCapacity: number;
+  kvCache: KvCacheType;
   /** Bytes of wasm memory in use after loading. */
   wasmBytes: number;
   /** int4 weight and scale bytes read per decoded token. */
@@ -211,6 +220,7 @@ export async function loadCpuEngine(
   const lm = await CpuCausalLM.create(files, dir, g, kernels, {
     activations,
     contextLimit: Math.min(configContext, g.maxPositions, opts.maxContext ?? Infinity),
+    kvCache: opts.kvCache ?? 'auto',
     onProgress: opts.onProgress,
     threads,
     spawnThread: opts.spawnThread ?? browserThread,
@@ -229,11 +239,35 @@ export async function loadCpuEngine(
       activations,
       threads,
       contextCapacity: lm.contextLength,
+      kvCache: lm.kvCache,
       wasmBytes: lm.wasmBytes,
       weightBytesPerToken: lm.weightBytesPerToken,
       graph: graphPath,
     },
   };
+}
+
+/**
+ * Picks the KV cache's element type and the context it holds in `room` bytes (what wasm32 leaves
+ * after the weights and buffers). Per token the cache takes keys and values of every layer, and
+ * each thread's attention scores take 4 bytes. `auto` keeps fp32 when the asked-for context fits
+ * that way, else takes fp16 (half the bytes).
+ */
+export function planKvCache(p: {
+  room: number;
+  layers: number;
+  kvHeads: number;
+  headSize: number;
+  threads: number;
+  context: number;
+  want: KvCacheType | 'auto';
+}): { kvCache: KvCacheType; capacity: number; perToken: (t: KvCacheType) => number } {
+  const perToken = (t: KvCacheType) =>
+    p.layers * 2 * p.kvHeads * p.headSize * (t === 'f16' ? 2 : 4) + 4 * p.threads;
+  const fits = (t: KvCacheType) => Math.max(0, Math.floor(p.room / perToken(t)));
+  const kvCache: KvCacheType =
+    p.want !== 'auto' ? p.want : fits('f32') >= p.context ? 'f32' : 'f16';
+  return { kvCache, capacity: Math.min(p.context, fits(kvCache)), perToken };
 }
 
 /** The decoder itself: weights, KV cache and activation buffers in one wasm memory. */
@@ -271,6 +305,7 @@ export class CpuCausalLM implements CausalLM {
     private readonly activations: 'int8' | 'f32',
     readonly weightBytesPerToken: number,
     private readonly pool: ThreadPool | null,
+    readonly kvCache: KvCacheType,
   ) {}
 
   static async create(
@@ -281,6 +316,7 @@ export class CpuCausalLM implements CausalLM {
     o: {
       activations: 'int8' | 'f32';
       contextLimit: number;
+      kvCache: KvCacheType | 'auto';
       onProgress?: LoadProgress | undefined;
       threads: number;
       spawnThread: () => ThreadHandle;
@@ -308,21 +344,28 @@ export class CpuCausalLM implements CausalLM {
       (o.activations === 'f32' ? CHUNK * nbMax * 128 : 0) +
       64 * 16 +
       CONTROL_INTS * 4;
-    const kvPerToken = g.layers.length * 2 * g.kvHeads * hs * 4;
     const fixed = PAGE + weightBytes + smallBytes + scratchBytes;
     const room = MAX_PAGES * PAGE - HEADROOM - fixed;
-    const fits = Math.floor(room / (kvPerToken + 4 * o.threads));
-    const capacity = Math.min(o.contextLimit, fits);
+    const { kvCache, capacity, perToken } = planKvCache({
+      room,
+      layers: g.layers.length,
+      kvHeads: g.kvHeads,
+      headSize: hs,
+      threads: o.threads,
+      context: o.contextLimit,
+      want: o.kvCache,
+    });
+    const elem = kvCache === 'f16' ? 2 : 4;
     if (!(capacity >= 16)) {
       checkWasmFit({
         weightBytes,
-        minKvBytes: 16 * (kvPerToken + 4 * o.threads),
+        minKvBytes: 16 * perToken(kvCache),
         overheadBytes: fixed - weightBytes + HEADROOM,
         limitBytes: MAX_PAGES * PAGE,
       });
       throw new InferenceError('too-large', 'The model does not fit in wasm32 memory');
     }
-    const total = fixed + capacity * (kvPerToken + 4 * o.threads);
+    const total = fixed + capacity * perToken(kvCache);
     const memory = createMemory(Math.ceil(total / PAGE), kernels.shared);
     const arena = new Arena(memory);
     const k = instantiateKernels(kernels, memory);
@@ -380,8 +423,8 @@ export class CpuCausalLM implements CausalLM {
       throw new InferenceError('load-failed', `${g.embed.name}: truncated`);
     }
     for (const l of layers) {
-      l.kCache = arena.alloc(g.kvHeads * capacity * hs * 4);
-      l.vCache = arena.alloc(g.kvHeads * capacity * hs * 4);
+      l.kCache = arena.alloc(g.kvHeads * capacity * hs * elem);
+      l.vCache = arena.alloc(g.kvHeads * capacity * hs * elem);
     }
     const bufs = {
       x: arena.alloc(CHUNK * H * 4),
@@ -432,6 +475,7 @@ export class CpuCausalLM implements CausalLM {
       o.activations,
       weightBytes,
       pool,
+      kvCache,
     );
   }
 
@@ -518,18 +562,11 @@ export class CpuCausalLM implements CausalLM {
         this.sin,
         inter,
       );
-      const qkv = this.arena.f32(b.qkv, m * qkvN);
-      const kc = this.arena.f32(L.kCache, g.kvHeads * cap * hs);
-      const vc = this.arena.f32(L.vCache, g.kvHeads * cap * hs);
-      for (let r = 0; r < m; r++) {
-        const t = this.past + r;
-        for (let h = 0; h < g.kvHeads; h++) {
-          const kFrom = r * qkvN + (g.heads + h) * hs;
-          const vFrom = r * qkvN + (g.heads + g.kvHeads + h) * hs;
-          kc.set(qkv.subarray(kFrom, kFrom + hs), (h * cap + t) * hs);
-          vc.set(qkv.subarray(vFrom, vFrom + hs), (h * cap + t) * hs);
-        }
-      }
+      const half = this.kvCache === 'f16' ? 1 : 0;
+      const kFrom = b.qkv + g.heads * hs * 4;
+      const vFrom = kFrom + g.kvHeads * hs * 4;
+      k.cacheRows(kFrom, m, qkvN, g.kvHeads, hs, L.kCache, cap, this.past, half);
+      k.cacheRows(vFrom, m, qkvN, g.kvHeads, hs, L.vCache, cap, this.past, half);
       const attnArgs = [
         b.qkv,
         qkvN,
@@ -543,8 +580,8 @@ export class CpuCausalLM implements CausalLM {
         hs,
         cap,
       ] as const;
-      if (this.pool) this.pool.attention(...attnArgs, g.scale, b.scores);
-      else k.attention(...attnArgs, g.scale, 0, g.heads, b.scores);
+      if (this.pool) this.pool.attention(...attnArgs, g.scale, b.scores, half);
+      else k.attention(...attnArgs, g.scale, 0, g.heads, b.scores, half);
       this.matmul(L.o, b.attn, m, b.proj);
       k.addRmsNorm(b.x, b.proj, L.postNorm, b.normed, m, H, g.eps);
       this.matmul(L.gateUp, b.normed, m, b.gateUp);

@@ -71,6 +71,24 @@ export interface KernelExports {
     h0: number,
     h1: number,
     scratch: number,
+    /** 1: the caches hold fp16 */
+    half: number,
+  ): void;
+  /** n floats at src to fp16 at dst (round to nearest even; finite values clamped to +-65504). */
+  toHalf(src: number, dst: number, n: number): void;
+  /** n fp16 values at src to floats at dst. */
+  fromHalf(src: number, dst: number, n: number): void;
+  /** Each of m rows' `heads` vectors of headSize floats into a [heads, capacity, headSize] cache. */
+  cacheRows(
+    src: number,
+    m: number,
+    rowStride: number,
+    heads: number,
+    headSize: number,
+    cache: number,
+    capacity: number,
+    pos0: number,
+    half: number,
   ): void;
   siluMul(gate: number, up: number, out: number, n: number): void;
   /** A checksum of `bytes` bytes read from `p`: for measuring read bandwidth. */

@@ -81,6 +81,7 @@ function runShare(k: KernelExports, c: Int32Array, f: Float32Array, index: numbe
           h0,
           h1,
           scratch,
+          a(13),
         );
       }
       break;
@@ -182,7 +183,7 @@ export class ThreadPool {
     this.run(Op.MatmulQ4F32, [w, ws, xf, m, nb, n, out, outStride]);
   }
 
-  /** `scratch` holds `size` blocks of `capacity` floats, one per thread. */
+  /** `scratch` holds `size` blocks of `capacity` floats, one per thread; `half`: fp16 caches. */
   attention(
     q: number,
     qStride: number,
@@ -197,10 +198,26 @@ export class ThreadPool {
     capacity: number,
     scale: number,
     scratch: number,
+    half: number,
   ): void {
     this.run(
       Op.Attention,
-      [q, qStride, kCache, vCache, out, m, past, heads, kvHeads, headSize, capacity, 0, scratch],
+      [
+        q,
+        qStride,
+        kCache,
+        vCache,
+        out,
+        m,
+        past,
+        heads,
+        kvHeads,
+        headSize,
+        capacity,
+        0,
+        scratch,
+        half,
+      ],
       scale,
     );
   }

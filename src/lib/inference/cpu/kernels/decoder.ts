@@ -473,6 +473,90 @@ export function rotary(
   }
 }
 
+/**
+ * fp32 to fp16 bits, rounded to nearest even. Finite values beyond fp16's range are clamped to
+ * +-65504 rather than made infinite (an infinite key would turn attention into NaN); NaN stays NaN.
+ */
+function halfBits(f: f32): u32 {
+  let x = reinterpret<u32>(f);
+  const sign = (x >> 16) & 0x8000;
+  x &= 0x7fffffff;
+  let o: u32;
+  if (x >= 0x477ff000) {
+    // at or past the midpoint between 65504 and 65536
+    o = x > 0x7f800000 ? 0x7e00 : 0x7bff;
+  } else if (x < 0x38800000) {
+    // below fp16's smallest normal (2^-14): adding 0.5 lines the mantissa up with fp16's
+    // subnormal spacing (2^-24), and the fp32 addition does the rounding
+    const magic: u32 = 0x3f000000;
+    o = reinterpret<u32>(reinterpret<f32>(x) + reinterpret<f32>(magic)) - magic;
+  } else {
+    // rebias the exponent, add just under half a unit plus the kept bit's parity, truncate
+    o = (x + 0xc8000fff + ((x >> 13) & 1)) >> 13;
+  }
+  return o | sign;
+}
+
+/** fp16 bits (in the low 16 bits of each i32 lane) to fp32: shift into place, rescale by 2^112. */
+function halfLanes(h: v128): v128 {
+  const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  const f = f32x4.mul(mag, f32x4.splat(reinterpret<f32>(0x77800000)));
+  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+function halfScalar(h: u32): f32 {
+  return reinterpret<f32>(
+    reinterpret<u32>(reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000)) |
+      ((h & 0x8000) << 16),
+  );
+}
+
+/** n floats to fp16 (see halfBits). */
+export function toHalf(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    store<u16>(dst + <usize>i * 2, <u16>halfBits(load<f32>(src + <usize>i * 4)));
+  }
+}
+
+/** n fp16 values to floats (exact). */
+export function fromHalf(src: usize, dst: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v = v128.load(src + <usize>i * 2);
+    v128.store(dst + <usize>i * 4, halfLanes(i32x4.extend_low_i16x8_u(v)));
+    v128.store(dst + <usize>i * 4, halfLanes(i32x4.extend_high_i16x8_u(v)), 16);
+  }
+  for (; i < n; i++) {
+    store<f32>(dst + <usize>i * 4, halfScalar(<u32>load<u16>(src + <usize>i * 2)));
+  }
+}
+
+/**
+ * Copies `heads` vectors of `headSize` floats from each of `m` rows (row r at
+ * `src + r * rowStride * 4`) into a cache laid out [heads, capacity, headSize] at positions
+ * pos0 + r, as fp32 or (half != 0) fp16.
+ */
+export function cacheRows(
+  src: usize,
+  m: i32,
+  rowStride: i32,
+  heads: i32,
+  headSize: i32,
+  cache: usize,
+  capacity: i32,
+  pos0: i32,
+  half: i32,
+): void {
+  for (let r = 0; r < m; r++) {
+    for (let h = 0; h < heads; h++) {
+      const from = src + <usize>(r * rowStride + h * headSize) * 4;
+      const slot = <usize>h * <usize>capacity + <usize>(pos0 + r);
+      if (half) toHalf(from, cache + slot * <usize>headSize * 2, headSize);
+      else memory.copy(cache + slot * <usize>headSize * 4, from, <usize>headSize * 4);
+    }
+  }
+}
+
 function dot(a: usize, b: usize, n: i32): f32 {
   let acc = f32x4.splat(0);
   let i = 0;
@@ -484,13 +568,63 @@ function dot(a: usize, b: usize, n: i32): f32 {
   return s;
 }
 
+function dotHalf(a: usize, b: usize, n: i32): f32 {
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v = v128.load(b + <usize>i * 2);
+    const pa = a + <usize>i * 4;
+    acc0 = f32x4.add(acc0, f32x4.mul(v128.load(pa), halfLanes(i32x4.extend_low_i16x8_u(v))));
+    acc1 = f32x4.add(acc1, f32x4.mul(v128.load(pa, 16), halfLanes(i32x4.extend_high_i16x8_u(v))));
+  }
+  let s = hsum(f32x4.add(acc0, acc1));
+  for (; i < n; i++)
+    s += load<f32>(a + <usize>i * 4) * halfScalar(<u32>load<u16>(b + <usize>i * 2));
+  return s;
+}
+
+/** o[i] += p * v[i] over n values; v in fp16 (half != 0) or fp32. */
+function axpy(o: usize, p: f32, v: usize, n: i32, half: i32): void {
+  const pv = f32x4.splat(p);
+  let i = 0;
+  if (half) {
+    for (; i + 8 <= n; i += 8) {
+      const h = v128.load(v + <usize>i * 2);
+      const oo = o + <usize>i * 4;
+      v128.store(
+        oo,
+        f32x4.add(v128.load(oo), f32x4.mul(pv, halfLanes(i32x4.extend_low_i16x8_u(h)))),
+      );
+      v128.store(
+        oo,
+        f32x4.add(v128.load(oo, 16), f32x4.mul(pv, halfLanes(i32x4.extend_high_i16x8_u(h)))),
+        16,
+      );
+    }
+    for (; i < n; i++) {
+      const oo = o + <usize>i * 4;
+      store<f32>(oo, load<f32>(oo) + p * halfScalar(<u32>load<u16>(v + <usize>i * 2)));
+    }
+    return;
+  }
+  for (; i + 4 <= n; i += 4) {
+    const oo = o + <usize>i * 4;
+    v128.store(oo, f32x4.add(v128.load(oo), f32x4.mul(pv, v128.load(v + <usize>i * 4))));
+  }
+  for (; i < n; i++) {
+    const oo = o + <usize>i * 4;
+    store<f32>(oo, load<f32>(oo) + p * load<f32>(v + <usize>i * 4));
+  }
+}
+
 /**
  * Causal attention over the cache for `m` query rows (row r at position past + r sees
  * positions 0..past + r) and query heads [h0, h1). q rows are `qStride` floats apart (the
  * queries may sit inside packed QKV rows); out is [m, heads * headSize]; the
  * caches are [kvHeads, capacity, headSize], already holding the new rows' keys and values.
  * Query head h reads KV head h / (heads / kvHeads) (grouped-query attention). `scratch` holds
- * past + m floats.
+ * past + m floats. With `half` != 0 the caches hold fp16 (see cacheRows).
  */
 export function attention(
   q: usize,
@@ -508,19 +642,23 @@ export function attention(
   h0: i32,
   h1: i32,
   scratch: usize,
+  half: i32,
 ): void {
   const group = heads / kvHeads;
   const rowFloats = heads * headSize;
+  const elem: usize = half ? 2 : 4;
+  const rowBytes = <usize>headSize * elem;
   for (let r = 0; r < m; r++) {
     const total = past + r + 1;
     for (let h = h0; h < h1; h++) {
       const kv = h / group;
       const qv = q + <usize>(r * qStride + h * headSize) * 4;
-      const kBase = kCache + <usize>kv * <usize>capacity * <usize>headSize * 4;
-      const vBase = vCache + <usize>kv * <usize>capacity * <usize>headSize * 4;
+      const kBase = kCache + <usize>kv * <usize>capacity * rowBytes;
+      const vBase = vCache + <usize>kv * <usize>capacity * rowBytes;
       let best: f32 = -Infinity;
       for (let t = 0; t < total; t++) {
-        const sc = dot(qv, kBase + <usize>(t * headSize) * 4, headSize) * scale;
+        const kt = kBase + <usize>t * rowBytes;
+        const sc = (half ? dotHalf(qv, kt, headSize) : dot(qv, kt, headSize)) * scale;
         store<f32>(scratch + <usize>t * 4, sc);
         if (sc > best) best = sc;
       }
@@ -533,18 +671,8 @@ export function attention(
       const o = out + <usize>(r * rowFloats + h * headSize) * 4;
       memory.fill(o, 0, <usize>headSize * 4);
       for (let t = 0; t < total; t++) {
-        const p = f32x4.splat(load<f32>(scratch + <usize>t * 4) / denom);
-        const vv = vBase + <usize>(t * headSize) * 4;
-        let i = 0;
-        for (; i + 4 <= headSize; i += 4) {
-          const oo = o + <usize>i * 4;
-          v128.store(oo, f32x4.add(v128.load(oo), f32x4.mul(p, v128.load(vv + <usize>i * 4))));
-        }
-        const ps = f32x4.extract_lane(p, 0);
-        for (; i < headSize; i++) {
-          const oo = o + <usize>i * 4;
-          store<f32>(oo, load<f32>(oo) + ps * load<f32>(vv + <usize>i * 4));
-        }
+        const p = load<f32>(scratch + <usize>t * 4) / denom;
+        axpy(o, p, vBase + <usize>t * rowBytes, headSize, half);
       }
     }
   }
