@@ -1,0 +1,33 @@
+/**
+ * One edit at a time for an inline editor (tags, aliases): `busy` disables its buttons while a
+ * change is stored, and `error` keeps the store's refusal for the editor to show next to itself.
+ */
+export class EditAction {
+  busy = $state(false);
+  error = $state('');
+
+  /** Runs `f`; true when it succeeded, false when it threw (its message is in `error`). */
+  async run(f: () => Promise<void>): Promise<boolean> {
+    this.busy = true;
+    this.error = '';
+    try {
+      await f();
+      return true;
+    } catch (e) {
+      this.error = e instanceof Error ? e.message : String(e);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+/** A record's entries sorted by key, as the editors list them. */
+export function sortedEntries(
+  record: Record<string, string>,
+  keep: (key: string) => boolean = () => true,
+): [string, string][] {
+  return Object.entries(record)
+    .filter(([k]) => keep(k))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
