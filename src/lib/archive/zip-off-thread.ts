@@ -7,13 +7,29 @@
  */
 import { zipSync, type Zippable } from 'fflate';
 import { MlflowError } from '../mlflow/errors.ts';
+import { MlrunsParseError } from '../mlflow/mlruns/index.ts';
 import { unzipGuardedSync, type ZipLimits } from './mlruns-unzip.ts';
-import type { ZipWorkerRequest, ZipWorkerResponse } from './zip-worker-protocol.ts';
+import {
+  buildMlrunsFiles,
+  joinPrepared,
+  mlrunsZippable,
+  prepareMlruns,
+  type MlrunsExportInput,
+  type PreparedMlruns,
+  type PreparedPart,
+} from './zip-worker-mlruns.ts';
+import type {
+  ZipWorkerMessage,
+  ZipWorkerRequest,
+  ZipWorkerResponse,
+} from './zip-worker-protocol.ts';
 
 let worker: Worker | null = null;
 let broken = false;
 let nextId = 1;
 const waiting = new Map<number, (r: ZipWorkerResponse | Error) => void>();
+/** Pieces received so far of a prepared mlruns tree, by request id. */
+const parts = new Map<number, PreparedPart[]>();
 
 function startWorker(): Worker | null {
   if (broken || typeof Worker === 'undefined') return null;
@@ -23,7 +39,11 @@ function startWorker(): Worker | null {
       type: 'module',
       name: 'tabflow-zip',
     });
-    w.onmessage = (ev: MessageEvent<ZipWorkerResponse>) => {
+    w.onmessage = (ev: MessageEvent<ZipWorkerMessage>) => {
+      if ('part' in ev.data) {
+        parts.get(ev.data.id)?.push(ev.data.part);
+        return;
+      }
       const done = waiting.get(ev.data.id);
       waiting.delete(ev.data.id);
       done?.(ev.data);
@@ -54,6 +74,7 @@ function call(w: Worker, req: ZipWorkerRequest): Promise<ZipWorkerResponse> {
 }
 
 function rethrow(r: Extract<ZipWorkerResponse, { ok: false }>): never {
+  if (r.parse) throw new MlrunsParseError(r.parse.file, r.parse.line, r.parse.detail);
   if (r.mlflow && r.code !== 'INTERNAL_ERROR') throw new MlflowError(r.code, r.message);
   throw new Error(r.message);
 }
@@ -94,4 +115,63 @@ export async function zipOffThread(tree: Zippable): Promise<Uint8Array> {
     }
   }
   return zipSync(tree);
+}
+
+/**
+ * Unzips (unless given the files), parses the mlruns tree and its registry and hashes what the
+ * writer makes of it (`prepareMlruns`), off the main thread: same results and same errors
+ * (MlflowError for the zip guards, MlrunsParseError naming the file) as on the calling thread.
+ */
+export async function prepareMlrunsOffThread(
+  source: Uint8Array | Blob | Map<string, Uint8Array>,
+  options: { limits?: Partial<ZipLimits>; registry: boolean },
+): Promise<PreparedMlruns> {
+  const limits = options.limits ?? {};
+  const w = startWorker();
+  if (w) {
+    const id = nextId++;
+    const received: PreparedPart[] = [];
+    parts.set(id, received);
+    try {
+      const r = await call(w, {
+        id,
+        op: 'prepare-mlruns',
+        source,
+        limits,
+        registry: options.registry,
+      });
+      if (!r.ok) rethrow(r);
+      if ('prepared' in r) return joinPrepared(r.prepared, received);
+    } catch (e) {
+      if (e instanceof MlflowError || e instanceof MlrunsParseError || !broken) throw e;
+    } finally {
+      parts.delete(id);
+    }
+  }
+  const files =
+    source instanceof Map
+      ? source
+      : unzipGuardedSync(
+          source instanceof Blob ? new Uint8Array(await source.arrayBuffer()) : source,
+          limits,
+        );
+  return prepareMlruns(files, { registry: options.registry });
+}
+
+/**
+ * An mlruns zip written from stored entities (`buildMlrunsFiles`, then zipped), off the main
+ * thread. The input's arrays are copied to the worker, not moved.
+ */
+export async function exportMlrunsOffThread(input: MlrunsExportInput): Promise<Uint8Array> {
+  const w = startWorker();
+  if (w) {
+    try {
+      const r = await call(w, { id: nextId++, op: 'export-mlruns', input });
+      if (!r.ok) rethrow(r);
+      if ('zip' in r) return r.zip;
+    } catch (e) {
+      if (!broken) throw e;
+    }
+  }
+  return zipSync(mlrunsZippable(await buildMlrunsFiles(input)));
 }

@@ -10,25 +10,21 @@
  * the tracking data, and versions whose files are among the imported run artifacts or MLflow 3
  * logged models get a copy of those files.
  */
-import type { Zippable } from 'fflate';
 import { DEFAULT_ZIP_LIMITS, unzipGuardedSync, type ZipLimits } from '../archive/mlruns-unzip.ts';
-import { unzipGuardedOffThread, zipOffThread } from '../archive/zip-off-thread.ts';
+import { exportMlrunsOffThread, prepareMlrunsOffThread } from '../archive/zip-off-thread.ts';
+import {
+  buildMlrunsFiles,
+  type ExportExperimentInput,
+  type MlrunsExportInput,
+} from '../archive/zip-worker-mlruns.ts';
 import type { AnyDB } from '../store/db.ts';
 import type { Experiment, Metric } from '../mlflow/entities.ts';
 import { MlflowError } from '../mlflow/errors.ts';
 import {
-  readMlruns,
-  metaExtras,
   parseLoggedModelMeta,
   type LoggedModelMeta,
-  writeExperimentFolder,
-  EXPERIMENT_META_KEYS,
-  RUN_META_KEYS,
-  type MetaExtras,
   MlrunsParseError,
-  type MlrunsExperiment,
   type RunForWriting,
-  readMlrunsRegistry,
   writeMlrunsRegistry,
   type MlrunsRegisteredModel,
   type MlrunsModelVersion,
@@ -108,11 +104,6 @@ export function unzipGuarded(
   return unzipGuardedSync(zip, limits);
 }
 
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest('SHA-256', bytes as BufferSource);
-  return Array.from(new Uint8Array(d), (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
 function randomId(): string {
   const b = new Uint8Array(8);
   crypto.getRandomValues(b);
@@ -129,30 +120,6 @@ function latestOf(history: Record<string, Metric[]>): Record<string, Metric> {
   return out;
 }
 
-function extrasFrom(
-  originals: Map<string, Uint8Array | undefined>,
-): (rel: string) => MetaExtras | undefined {
-  return (rel) => {
-    const bytes = originals.get(rel);
-    if (!bytes) return undefined;
-    return metaExtras(bytes, rel === 'meta.yaml' ? EXPERIMENT_META_KEYS : RUN_META_KEYS);
-  };
-}
-
-function forWriting(x: MlrunsExperiment): { experiment: Experiment; runs: RunForWriting[] } {
-  return {
-    experiment: x.experiment,
-    runs: x.runs.map((r) => ({
-      info: r.info,
-      deletedTime: r.deletedTime,
-      params: r.params,
-      tags: r.tags,
-      metrics: r.metrics,
-      inputs: r.inputs,
-    })),
-  };
-}
-
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -160,8 +127,38 @@ function aborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new DOMException('The import was cancelled.', 'AbortError');
 }
 
-/** Lets the page repaint between long synchronous steps. */
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+/**
+ * Gives the event loop a turn (input, painting) between slices of work on the page:
+ * `scheduler.yield()` where there is one, else a MessageChannel message (not throttled in a
+ * background tab the way timers are).
+ */
+function yieldToEventLoop(): Promise<void> {
+  const sched = (globalThis as { scheduler?: { yield?: () => Promise<void> } }).scheduler;
+  if (typeof sched?.yield === 'function') return sched.yield();
+  if (typeof MessageChannel === 'undefined') return new Promise((r) => setTimeout(r, 0));
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+/** Milliseconds of synchronous work between two turns of the event loop (a long task is 50). */
+const SLICE_MS = 20;
+
+/** `await pacer()` in a loop yields once a slice's time is used up, else returns at once. */
+function makePacer(): () => Promise<void> | undefined {
+  let sliceStart = performance.now();
+  return () => {
+    if (performance.now() - sliceStart < SLICE_MS) return undefined;
+    return yieldToEventLoop().then(() => {
+      sliceStart = performance.now();
+    });
+  };
+}
 
 /** A registry version's files, found among what the import holds. */
 interface ResolvedFiles {
@@ -290,24 +287,28 @@ export async function importMlruns(
   const report = (phase: ImportProgress['phase'], done: number, total: number) =>
     onProgress?.({ phase, done, total });
   aborted(signal);
-  let files: Map<string, Uint8Array>;
-  if (source instanceof Map) files = source;
-  else {
-    const size = source instanceof Uint8Array ? source.length : source.size;
-    report('unzipping', 0, size);
-    await tick();
-    aborted(signal);
-    // Off the main thread: a big zip would otherwise block the page for seconds.
-    files = await unzipGuardedOffThread(source, options.limits);
-    aborted(signal);
-    report('unzipping', size, size);
-  }
-  report('parsing', 0, files.size);
-  await tick();
+  const size =
+    source instanceof Map
+      ? source.size
+      : source instanceof Uint8Array
+        ? source.length
+        : source.size;
+  report(source instanceof Map ? 'parsing' : 'unzipping', 0, size);
+  await yieldToEventLoop();
   aborted(signal);
-  const tree = readMlruns(files);
-  const reg = options.registry === false ? null : readMlrunsRegistry(files);
-  report('parsing', files.size, files.size);
+  // Unzip, parse and hash off the main thread: for 2,000 runs this is about a second of work
+  // that would otherwise block the page.
+  const prepared = await prepareMlrunsOffThread(source, {
+    limits: options.limits,
+    registry: options.registry !== false,
+  });
+  if (!(source instanceof Map)) report('unzipping', size, size);
+  report('parsing', 0, prepared.fileCount);
+  const { tree } = prepared;
+  const reg = options.registry === false ? null : prepared.registry;
+  report('parsing', prepared.fileCount, prepared.fileCount);
+  aborted(signal);
+  const pace = makePacer();
   const inlineLimit = options.inlineLimit ?? 1024 * 1024;
   const warnings = [...tree.warnings];
   const ignored = tree.ignored;
@@ -429,21 +430,17 @@ export async function importMlruns(
       bundle.experiments.push(exp);
       const expId = exp.experimentId;
 
-      // What our writer makes of each entity as imported: unchanged entities give the same bytes
-      // at export time, and then the original file is re-emitted.
-      const canonical = writeExperimentFolder(
-        x.experiment,
-        forWriting(x).runs,
-        extrasFrom(x.originals),
-      ).files;
+      // What our writer makes of each entity as imported (hashed with the parse): unchanged
+      // entities give the same bytes at export time, and then the original file is re-emitted.
+      const canonical = prepared.canonicalHashes.get(x.experiment.experimentId);
       for (const [rel, bytes] of x.originals) {
-        const mine = canonical.get(rel);
+        await pace();
         bundle.files.push({
           path: `${expId}/${rel}`,
           experimentId: expId,
           runId: null,
           preserved: false,
-          canonicalHash: mine ? await sha256Hex(mine) : '',
+          canonicalHash: canonical?.get(rel) ?? '',
           bytes,
           size: bytes.length,
         });
@@ -466,6 +463,7 @@ export async function importMlruns(
         bundle.files.push(rec);
       }
       for (const r of x.runs) {
+        await pace();
         const rec = repo.newRunRecord(r.info, r.tags);
         rec.deletedTime = r.deletedTime;
         rec.params = { ...r.params };
@@ -585,15 +583,16 @@ export async function importMlruns(
   };
 }
 
-/** The files of an mlruns tree for the given experiments, by path under `mlruns/`. */
-export async function exportMlrunsFiles(
-  db: AnyDB,
-  options: ExportOptions,
-): Promise<Map<string, Uint8Array | null>> {
-  const out = new Map<string, Uint8Array | null>();
-  out.set('.trash/', null);
+/**
+ * What an export writes, read from the store: each experiment's entities, original files and
+ * artifacts. Reading is asynchronous and paced, so a big export does not block the page; the
+ * writing (buildMlrunsFiles) is done by the caller, in the zip worker for exportMlruns.
+ */
+async function exportInput(db: AnyDB, options: ExportOptions): Promise<MlrunsExportInput> {
+  const pace = makePacer();
   const root = (options.artifactRoot ?? 'mlruns').replace(/\/+$/, '');
   const only = options.runIds ? new Set(options.runIds) : null;
+  const experiments: ExportExperimentInput[] = [];
   for (const expId of options.experimentIds) {
     const stored = await repo.getExperiment(db, expId);
     if (!stored)
@@ -610,6 +609,7 @@ export async function exportMlrunsFiles(
     );
     const runs: RunForWriting[] = [];
     for (const rec of records) {
+      await pace();
       const info = repo.runInfoOf(rec);
       if (browserMade && info.artifactUri === `${stored.artifactLocation}/${rec.runId}/artifacts`) {
         info.artifactUri = `${exp.artifactLocation}/${rec.runId}/artifacts`;
@@ -624,41 +624,51 @@ export async function exportMlrunsFiles(
         inputs: rec.inputs,
       });
     }
-    const dir = exp.lifecycleStage === 'deleted' ? `.trash/${expId}` : expId;
-    const originalBytes = new Map(
-      [...originals].filter(([, f]) => !f.preserved).map(([rel, f]) => [rel, f.bytes]),
-    );
-    const { files, dirs } = writeExperimentFolder(exp, runs, extrasFrom(originalBytes));
-    for (const d of dirs) out.set(`${dir}/${d}`, null);
+    const x: ExportExperimentInput = {
+      dir: exp.lifecycleStage === 'deleted' ? `.trash/${expId}` : expId,
+      experiment: exp,
+      runs,
+      originals: new Map(),
+      preserved: new Map(),
+      artifacts: new Map(),
+    };
     const exportedRuns = new Set(records.map((r) => r.runId));
     for (const [rel, f] of originals) {
-      if (!f.preserved) continue;
+      await pace();
+      if (!f.preserved) {
+        x.originals.set(rel, {
+          ...(f.bytes ? { bytes: f.bytes } : {}),
+          canonicalHash: f.canonicalHash,
+        });
+        continue;
+      }
       // A preserved file inside a run folder goes only with its run.
       const top = rel.split('/')[0]!;
       if (only && /^[0-9a-f]{32}$/.test(top) && !exportedRuns.has(top)) continue;
-      out.set(
-        `${dir}/${rel}`,
+      x.preserved.set(
+        rel,
         f.bytes ?? (f.blobId ? await readBlobBytes(db, f.blobId) : new Uint8Array()),
       );
     }
-    for (const [rel, bytes] of files) {
-      const orig = originals.get(rel);
-      const same =
-        orig && !orig.preserved && orig.bytes && orig.canonicalHash === (await sha256Hex(bytes));
-      out.set(`${dir}/${rel}`, same ? orig.bytes! : bytes);
-    }
     for (const rec of records) {
       for (const a of await repo.getRunArtifacts(db, rec.runId)) {
-        out.set(`${dir}/${rec.runId}/artifacts/${a.path}`, await readBlobBytes(db, a.blobId));
+        x.artifacts.set(`${rec.runId}/artifacts/${a.path}`, await readBlobBytes(db, a.blobId));
       }
     }
+    experiments.push(x);
   }
-  if (options.registeredModels) {
-    for (const [path, bytes] of await exportRegistryFiles(db, options.registeredModels)) {
-      out.set(path, bytes);
-    }
-  }
-  return out;
+  const extra = options.registeredModels
+    ? await exportRegistryFiles(db, options.registeredModels)
+    : new Map<string, Uint8Array | null>();
+  return { experiments, extra };
+}
+
+/** The files of an mlruns tree for the given experiments, by path under `mlruns/`. */
+export async function exportMlrunsFiles(
+  db: AnyDB,
+  options: ExportOptions,
+): Promise<Map<string, Uint8Array | null>> {
+  return buildMlrunsFiles(await exportInput(db, options));
 }
 
 /**
@@ -722,16 +732,12 @@ async function exportRegistryFiles(
   return out;
 }
 
-/** An `mlruns/` zip of the given experiments (and optionally only some of their runs). */
+/**
+ * An `mlruns/` zip of the given experiments (and optionally only some of their runs). The files
+ * are written and zipped in the zip worker: on the page this is only reading the store.
+ */
 export async function exportMlruns(db: AnyDB, options: ExportOptions): Promise<Uint8Array> {
-  const files = await exportMlrunsFiles(db, options);
-  const tree: Zippable = {};
-  for (const [path, bytes] of files) {
-    const name = `mlruns/${path}`;
-    if (bytes === null) tree[name] = [new Uint8Array(0), { level: 0 }];
-    else tree[name] = [bytes, { level: bytes.length > 8 * 1024 * 1024 ? 0 : 6 }];
-  }
-  return zipOffThread(tree);
+  return exportMlrunsOffThread(await exportInput(db, options));
 }
 
 // ---------------- MLflow 3 logged models kept from an import ----------------

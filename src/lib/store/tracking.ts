@@ -664,43 +664,92 @@ async function deleteExperimentData(tx: IDBTransactionLike, experimentId: string
 
 type IDBTransactionLike = IDBPTransaction<unknown, string[], 'readwrite'>;
 
-/** Writes a whole import in one transaction: all of it lands, or nothing does. */
+/** Milliseconds of requests placed in one go by writeImport before it lets the page run. */
+const IMPORT_SLICE_MS = 15;
+
+/**
+ * Writes a whole import in one transaction: all of it lands, or nothing does.
+ *
+ * Each put clones its record synchronously, so a 2,000-run import placed in one loop blocks the
+ * page for hundreds of milliseconds. The requests are placed in slices of about IMPORT_SLICE_MS
+ * instead: after a slice, the next one starts from the success callback of the slice's last
+ * request (the transaction is active there, and other tasks of the page ran in between).
+ */
 export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void> {
   const tx = db.transaction(
     [...TRACKING_STORES, ...(bundle.also?.stores ?? [])] as string[],
     'readwrite',
   );
+  // It may abort before the last slice is placed; the failure is reported from the requests.
+  tx.done.catch(() => undefined);
+  const ops: Promise<unknown>[] = [];
+  // Requests fail while later slices are being placed (one failure aborts the rest): each gets
+  // a handler at once, and the failure is reported from the list below.
+  const place = (op: Promise<unknown>): void => {
+    op.catch(() => undefined);
+    ops.push(op);
+  };
+  let sliceStart = performance.now();
+  /** Call after placing a request; continues in a later task once the slice's time is used. */
+  const pace = async (): Promise<void> => {
+    if (performance.now() - sliceStart < IMPORT_SLICE_MS) return;
+    await ops[ops.length - 1];
+    sliceStart = performance.now();
+  };
   try {
     for (const id of bundle.replaceExperimentIds) await deleteExperimentData(tx, id);
-    const ops: Promise<unknown>[] = [];
     const exps = tx.objectStore('experiments');
-    for (const e of bundle.experiments) ops.push(exps.add(e));
+    for (const e of bundle.experiments) place(exps.add(e));
     const runs = tx.objectStore('runs');
     const latest = tx.objectStore('latestMetrics');
     for (const r of bundle.runs) {
       reindex(r);
-      ops.push(runs.add(r));
+      place(runs.add(r));
       for (const m of Object.values(r.metrics)) {
         const k = latestKey(r.experimentId, m, r.runId);
-        if (k) ops.push(latest.put(r.runId, k));
+        if (k) place(latest.put(r.runId, k));
       }
+      await pace();
     }
     const hist = tx.objectStore('metricHistory');
-    for (const h of bundle.history) ops.push(hist.put(h));
+    for (const h of bundle.history) {
+      place(hist.put(h));
+      await pace();
+    }
     const arts = tx.objectStore('artifacts');
-    for (const a of bundle.artifacts) ops.push(arts.put(a));
+    for (const a of bundle.artifacts) {
+      place(arts.put(a));
+      await pace();
+    }
     const files = tx.objectStore('mlrunsFiles');
-    for (const f of bundle.files) ops.push(files.put(f));
-    if (bundle.also) ops.push(bundle.also.write(tx));
-    ops.push(tx.done);
+    for (const f of bundle.files) {
+      place(files.put(f));
+      await pace();
+    }
+    if (bundle.also) place(bundle.also.write(tx));
+    place(tx.done);
     await Promise.all(ops);
-  } catch (e) {
+  } catch (caught) {
     try {
       tx.abort();
     } catch {
       // already finished or aborted
     }
     await tx.done.catch(() => undefined);
+    // A failed request aborts the transaction, and every later one then fails with AbortError:
+    // report the request that failed first.
+    let e: unknown = caught;
+    if (e instanceof Error && e.name === 'AbortError') {
+      for (const r of await Promise.allSettled(ops)) {
+        if (
+          r.status === 'rejected' &&
+          !(r.reason instanceof Error && r.reason.name === 'AbortError')
+        ) {
+          e = r.reason;
+          break;
+        }
+      }
+    } else void Promise.allSettled(ops);
     if (e instanceof Error && e.name === 'ConstraintError') {
       throw new MlflowError(
         'RESOURCE_ALREADY_EXISTS',
