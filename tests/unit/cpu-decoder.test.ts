@@ -6,7 +6,11 @@ import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadCpuEngine, planKvCache, type CpuEngine } from '../../src/lib/inference/cpu/engine.ts';
-import { OnnxFormatError, parseOnnx } from '../../src/lib/inference/cpu/onnx-graph.ts';
+import {
+  OnnxFormatError,
+  parseOnnx,
+  type OnnxNode,
+} from '../../src/lib/inference/cpu/onnx-graph.ts';
 import { recognisePhi3, UnsupportedGraphError } from '../../src/lib/inference/cpu/phi3-graph.ts';
 import { runGeneration } from '../../src/lib/inference/engine.ts';
 import { normalizePath, type ModelFiles } from '../../src/lib/inference/engines/files.ts';
@@ -387,6 +391,171 @@ describe('graph recognition, MultiHeadAttention + RotaryEmbedding form', () => {
     );
   });
 
+  /**
+   * Replaces the fixture's mask with the model builder's own MultiHeadAttention mask subgraph
+   * (a causal [S, S] triangle from input_ids expanded over the past, plus the padding mask from
+   * attention_mask, added and tiled over the heads), rebuilt here node for node in structure.
+   */
+  function useBuilderMask(m: Model): void {
+    const i64 = (name: string, values: number[], dims = [values.length]) => {
+      m.initializers.set(name, {
+        name,
+        dataType: 7,
+        dims,
+        data: {
+          kind: 'inline',
+          bytes: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
+        },
+      });
+      return name;
+    };
+    const f32 = (name: string, v: number, dims: number[] = []) => {
+      m.initializers.set(name, {
+        name,
+        dataType: 1,
+        dims,
+        data: { kind: 'inline', bytes: new Uint8Array(Float32Array.of(v).buffer) },
+      });
+      return name;
+    };
+    const k = '/c/';
+    const c = {
+      s0: i64(`${k}0D/0`, [0], []),
+      s1: i64(`${k}0D/1`, [1], []),
+      s2: i64(`${k}0D/2`, [2], []),
+      sm1: i64(`${k}0D/-1`, [-1], []),
+      v0: i64(`${k}1D/0`, [0]),
+      v1: i64(`${k}1D/1`, [1]),
+      v2: i64(`${k}1D/2`, [2]),
+      vm1: i64(`${k}1D/-1`, [-1]),
+      vmax: i64(`${k}1D/max`, [Number.MAX_SAFE_INTEGER]),
+      tile: i64(`${k}1D/tile`, [1, TINY_MHA.numHeads, 1, 1]),
+      f0: f32(`${k}f/0`, 0),
+      f1: f32(`${k}f/1`, 1),
+      fmin: f32(`${k}f/min`, -3.4028234663852886e38),
+    };
+    const lowest = m.initializers.get(c.fmin)!;
+    const one = m.initializers.get(c.v1)!;
+    const added: OnnxNode[] = [];
+    const op = (opType: string, name: string, inputs: string[], attrs: [string, number][] = []) => {
+      const node: OnnxNode = {
+        opType,
+        domain: '',
+        name,
+        inputs,
+        outputs: [`${name}/out`],
+        attributes: new Map<string, number | string | number[]>(attrs),
+      };
+      added.push(node);
+      return node;
+    };
+    const o = (n: { outputs: string[] }) => n.outputs[0]!;
+    const I = '/mask/input_ids';
+    const A = '/mask/attention_mask';
+    const pastLen = op('Gather', '/mask/past/Gather', [
+      o(op('Shape', '/mask/past/Shape', ['past_key_values.0.key'])),
+      c.s2,
+    ]);
+    const common = (
+      b: string,
+      root: string,
+      forConcat: string,
+      forExpand: string,
+      ids: boolean,
+    ) => {
+      const u1 = op('Unsqueeze', `${b}/U1`, [
+        o(op('Gather', `${b}/G1`, [o(op('Shape', `${b}/S1`, [root])), c.s0])),
+        c.v0,
+      ]);
+      const u2 = op('Unsqueeze', `${b}/U2`, [
+        o(op('Gather', `${b}/G2`, [o(op('Shape', `${b}/S2`, [root])), c.s1])),
+        c.v0,
+      ]);
+      const concat = op(
+        'Concat',
+        `${b}/Concat`,
+        ids ? [o(u1), c.v1, o(u2), forConcat] : [o(u1), c.v1, forConcat, o(u2)],
+        [['axis', 0]],
+      );
+      const ones = op('ConstantOfShape', `${b}/COS`, [o(op('Shape', `${b}/S3`, [o(concat)]))]);
+      ones.tensorAttributes = new Map([['value', one]]);
+      const neg = op('Mul', `${b}/Mul`, [o(ones), c.sm1]);
+      const eq = op('Equal', `${b}/Eq`, [o(concat), o(neg)]);
+      const shape = op('Where', `${b}/W1`, [o(eq), o(ones), o(concat)]);
+      return op('Expand', `${b}/Expand`, [forExpand, o(shape)]);
+    };
+    // input_ids part: the causal triangle [S, S] in a [B, 1, S, S + past] frame.
+    const seq = o(op('Gather', `${I}/G2`, [o(op('Shape', `${I}/S2`, ['input_ids'])), c.s1]));
+    const totalU = op('Unsqueeze', `${I}/U3`, [o(op('Add', `${I}/Add1`, [seq, o(pastLen)])), c.v0]);
+    const uSeq = (n: string) => o(op('Unsqueeze', `${I}/${n}`, [seq, c.v0]));
+    const square = op('ConstantOfShape', `${I}/COS2`, [
+      o(op('Concat', `${I}/Concat2`, [uSeq('U4'), uSeq('U5')], [['axis', 0]])),
+    ]);
+    square.tensorAttributes = new Map([['value', lowest]]);
+    const lastDim = (n: string) =>
+      o(
+        op('Squeeze', `${I}/Sq${n}`, [
+          o(
+            op('Slice', `${I}/Sl${n}`, [
+              o(op('Shape', `${I}/Sh${n}`, [o(square)])),
+              c.vm1,
+              c.vmax,
+              c.v0,
+            ]),
+          ),
+          c.v0,
+        ]),
+      );
+    const col = op(
+      'Concat',
+      `${I}/Concat3`,
+      [o(op('Unsqueeze', `${I}/U7`, [lastDim('1'), c.v0])), c.v1],
+      [['axis', 0]],
+    );
+    const range = op('Range', `${I}/Range`, [c.s0, lastDim('2'), c.s1]);
+    const rowEnd = op('Reshape', `${I}/Reshape`, [
+      o(op('Add', `${I}/Add2`, [o(range), c.s1])),
+      o(col),
+    ]);
+    const tri = op('Where', `${I}/W2`, [
+      o(op('Less', `${I}/Less`, [o(range), o(rowEnd)])),
+      c.f0,
+      o(square),
+    ]);
+    const tri4 = op('Unsqueeze', `${I}/U9`, [o(op('Unsqueeze', `${I}/U8`, [o(tri), c.v0])), c.v1]);
+    const causal = common(I, 'input_ids', o(totalU), o(tri4), true);
+    // attention_mask part: 0 where kept, lowest where padded.
+    const mask4 = op('Unsqueeze', `${A}/U4`, [
+      o(op('Unsqueeze', `${A}/U3`, ['attention_mask', c.v1])),
+      c.v2,
+    ]);
+    const padded = common(A, 'attention_mask', uSeq('U6'), o(mask4), false);
+    const inv = op('Sub', `${A}/Sub`, [
+      c.f1,
+      o(op('Cast', `${A}/Cast1`, [o(padded)], [['to', 1]])),
+    ]);
+    const pad = op('Where', `${A}/W2`, [
+      o(op('Cast', `${A}/Cast2`, [o(inv)], [['to', 9]])),
+      c.fmin,
+      o(inv),
+    ]);
+    const bias = op('Tile', '/mask/Tile', [o(op('Add', '/mask/Add', [o(pad), o(causal)])), c.tile]);
+    m.nodes.push(...added);
+    for (const n of nodes(m, 'MultiHeadAttention')) n.inputs[5] = o(bias);
+  }
+
+  it("accepts the model builder's own mask subgraph (evaluated, not just its op names)", () => {
+    const m = load();
+    useBuilderMask(m);
+    const g = recognisePhi3(m, 'model.onnx');
+    expect(g.layers).toHaveLength(2);
+    // The same subgraph with the triangle's Less turned to Greater looks ahead: refused.
+    const bad = load();
+    useBuilderMask(bad);
+    bad.nodes.find((n) => n.name === '/mask/input_ids/Less')!.opType = 'Greater';
+    expect(() => recognisePhi3(bad, 'model.onnx')).toThrow(/not causal/);
+  });
+
   const refusals: [string, (m: Model) => void, RegExp][] = [
     [
       'interleaved rotary',
@@ -434,6 +603,16 @@ describe('graph recognition, MultiHeadAttention + RotaryEmbedding form', () => {
         where.inputs[1] = 'odd';
       },
       /attention mask is computed with MatMul \(odd_mask\)/,
+    ],
+    [
+      'a mask that hides the diagonal (Less for LessOrEqual)',
+      (m) => (nodes(m, 'LessOrEqual')[0]!.opType = 'Less'),
+      /not causal: query 0 of 3 after 0 past tokens is kept from key 0/,
+    ],
+    [
+      'a mask that looks ahead (GreaterOrEqual for LessOrEqual)',
+      (m) => (nodes(m, 'LessOrEqual')[0]!.opType = 'GreaterOrEqual'),
+      /not causal: query 0 of 3 after 0 past tokens may see key 1/,
     ],
     [
       'a Q bias',

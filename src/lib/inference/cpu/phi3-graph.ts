@@ -4,6 +4,8 @@
 import {
   DataType,
   elementSize,
+  evaluateSmall,
+  type SmallTensor,
   tensorByteLength,
   type OnnxModel,
   type OnnxNode,
@@ -450,6 +452,46 @@ function checkCausalBias(w: Walker, bias: string): void {
     }
   }
   if (!fromMask) w.refuse('the attention mask does not come from attention_mask');
+
+  // What it computes, for a prefill and for one token after a past (the two cases the builder's
+  // own subgraph serves): 0 where key j <= past + query i, a large negative number elsewhere.
+  for (const [seq, past] of [
+    [3, 0],
+    [1, 4],
+  ] as const) {
+    const total = seq + past;
+    const feeds: Record<string, SmallTensor> = {
+      attention_mask: { dims: [1, total], data: new Array<number>(total).fill(1) },
+      input_ids: { dims: [1, seq], data: new Array<number>(seq).fill(0) },
+    };
+    for (const input of w.model.inputs) {
+      if (!input.name.startsWith('past_key_values.')) continue;
+      const dims = input.dims.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : past));
+      feeds[input.name] = { dims, data: [] };
+    }
+    let mask: SmallTensor;
+    try {
+      mask = evaluateSmall(w.model, bias, feeds);
+    } catch (e) {
+      w.refuse(`the attention mask could not be evaluated: ${(e as Error).message}`);
+    }
+    const d = mask.dims;
+    if (d.length < 2 || d[d.length - 2] !== seq || d[d.length - 1] !== total) {
+      w.refuse(
+        `the attention mask for ${seq} new tokens after ${past} is [${d.join(', ')}], expected [..., ${seq}, ${total}]`,
+      );
+    }
+    mask.data.forEach((v, at) => {
+      const j = at % total;
+      const i = Math.floor(at / total) % seq;
+      const open = j <= past + i;
+      if (open ? v !== 0 : !(v <= -1e4)) {
+        w.refuse(
+          `the attention mask is not causal: query ${i} of ${seq} after ${past} past tokens ${open ? 'is kept from' : 'may see'} key ${j} (bias ${v})`,
+        );
+      }
+    });
+  }
 }
 
 /** Skips Identity/Cast nodes between a value and the graph output it becomes. */
