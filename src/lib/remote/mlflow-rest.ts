@@ -589,6 +589,57 @@ export class MlflowRestClient {
     return r.blob();
   }
 
+  /**
+   * Opens a file on the artifact proxy as a stream of the pieces the network delivers: nothing
+   * is buffered here beyond the piece being handed on, so a multi-GB file needs no more memory
+   * than its consumer keeps. `size` is the Content-Length when the server sent one. A body that
+   * ends early (a dropped connection, or fewer bytes than announced) fails with NETWORK_ERROR
+   * naming the file and the bytes received; cancelling `signal` fails with its AbortError.
+   */
+  async openArtifact(
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<{ size: number | null; chunks: AsyncIterable<Uint8Array> }> {
+    const endpoint = `/api/2.0/mlflow-artifacts/artifacts/${encodePath(path)}`;
+    const r = await this.send('GET', endpoint, {}, signal);
+    const header = r.headers.get('Content-Length');
+    const size = header !== null && /^\d+$/.test(header) ? Number(header) : null;
+    const body = r.body;
+    const baseUrl = this.baseUrl;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      if (!body) return;
+      const reader = body.getReader();
+      let received = 0;
+      const cut = (why: string) =>
+        new MlflowRestError(
+          'NETWORK_ERROR',
+          `The download of '${path}' from ${baseUrl} stopped after ${received}${size !== null ? ` of ${size}` : ''} bytes (${why}).`,
+          r.status,
+          endpoint,
+        );
+      try {
+        for (;;) {
+          let step: ReadableStreamReadResult<Uint8Array>;
+          try {
+            step = await reader.read();
+          } catch (e) {
+            if ((e as Error).name === 'AbortError' || signal?.aborted) throw e;
+            throw cut((e as Error).message || 'connection lost');
+          }
+          if (step.done) break;
+          received += step.value.byteLength;
+          yield step.value;
+        }
+        if (size !== null && received !== size) throw cut('the connection closed early');
+      } finally {
+        // Stops the transfer when the consumer gives up early (an error while storing).
+        await reader.cancel().catch(() => undefined);
+        reader.releaseLock();
+      }
+    }
+    return { size, chunks: chunks() };
+  }
+
   /** Files directly under `path` on the proxy; returned paths are relative to `path`. */
   async listProxyArtifacts(path: string): Promise<FileInfo[]> {
     const r = await this.send('GET', '/api/2.0/mlflow-artifacts/artifacts', {

@@ -16,12 +16,13 @@
  * - Servers (URL and an optional token) are kept in this browser's localStorage only.
  */
 import type { AnyDB } from '../store/db.ts';
-import type { Metric, Run } from '../mlflow/entities.ts';
+import type { Experiment, Metric, Run } from '../mlflow/entities.ts';
 import { MlflowError } from '../mlflow/errors.ts';
 import * as repo from '../store/tracking.ts';
 import { getModelVersionRecord } from '../store/registry.ts';
 import { listModelFiles } from '../store/model-files.ts';
-import { readBlob } from '../store/blobs.ts';
+import { deleteBlob, readBlob, writeBlob, type BlobFileRecord } from '../store/blobs.ts';
+import { validateExperimentName, validateExperimentTag } from '../mlflow/validation.ts';
 import { checkEntryPath, type ArchiveEntry, type ArchiveSource } from '../archive/index.ts';
 import {
   MlflowRestClient,
@@ -32,7 +33,7 @@ import {
   type RemoteRegisteredModel,
   type MlflowRestOptions,
 } from '../remote/mlflow-rest.ts';
-import { TrackingClient } from './tracking.ts';
+import { TrackingClient, guessMimeType, newExperimentId } from './tracking.ts';
 import { RegistryClient } from './registry.ts';
 import { checkModelSource, registerCheckedModel } from './model-import.ts';
 import { emitStoreChange } from './events.ts';
@@ -140,6 +141,50 @@ export interface SyncProgress {
 export interface SyncOptions {
   onProgress?: (p: SyncProgress) => void;
   signal?: AbortSignal;
+}
+
+export interface PullOptions extends SyncOptions {
+  /** Chunk size of the pulled files in the blob store (default the store's, 64 MiB). */
+  chunkSize?: number;
+}
+
+/**
+ * Streams one file from the server's artifact proxy into the chunked blob store: the response
+ * body's pieces are re-cut into chunks and each chunk is written (in its own transaction) before
+ * more is read, so memory stays within one chunk plus the piece in flight, whatever the file's
+ * size. A failure (a dropped connection, a short body, the quota, a cancel) deletes what was
+ * written of the file and rethrows; a dropped connection says which file and how many bytes
+ * had arrived.
+ */
+export async function downloadArtifactToBlob(
+  db: AnyDB,
+  rest: MlflowRestClient,
+  proxyPath: string,
+  blobId: string,
+  options: {
+    type?: string;
+    chunkSize?: number;
+    signal?: AbortSignal;
+    /** Bytes received so far, as they arrive. */
+    onBytes?: (received: number) => void;
+  } = {},
+): Promise<BlobFileRecord> {
+  const { size, chunks } = await rest.openArtifact(proxyPath, options.signal);
+  let received = 0;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const piece of chunks) {
+      received += piece.byteLength;
+      options.onBytes?.(received);
+      yield piece;
+    }
+  }
+  return writeBlob(db, blobId, counted(), {
+    chunksPerTransaction: 1,
+    ...(options.type ? { type: options.type } : {}),
+    ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(size !== null ? { expectedSize: size } : {}),
+  });
 }
 
 export interface PushRunResult {
@@ -601,8 +646,14 @@ export class SyncClient {
    * Pulls a run (same run id) with its params, tags, full metric histories and artifacts into
    * the local experiment of the same name (created when missing). A run already here is left
    * as it is.
+   *
+   * All or nothing: artifacts stream from the server into the blob store chunk by chunk (at most
+   * one chunk of a file in memory, see downloadArtifactToBlob), and the experiment, run, metric
+   * history and artifact records are written in one transaction after the last byte arrived.
+   * A failure or a cancel on the way deletes the files written so far and leaves the store as
+   * it was; the error names the file and how far it got.
    */
-  async pullRun(remoteRunId: string, options: SyncOptions = {}): Promise<PullRunResult> {
+  async pullRun(remoteRunId: string, options: PullOptions = {}): Promise<PullRunResult> {
     const progress = (p: Omit<SyncProgress, 'subject'>) =>
       options.onProgress?.({ subject: remoteRunId, ...p });
     const existing = await repo.getRunRecord(this.db, remoteRunId);
@@ -619,13 +670,24 @@ export class SyncClient {
     const remoteExp = await this.rest.getExperiment(remote.info.experimentId);
     progress({ phase: 'experiment', done: 0, total: 1, message: remoteExp.name });
     let local = await this.tracking.getExperimentByName(remoteExp.name);
+    const experiments: Experiment[] = [];
     if (!local) {
+      // Created with the run, in the same transaction.
+      validateExperimentName(remoteExp.name);
+      for (const [k, v] of Object.entries(remoteExp.tags)) validateExperimentTag(k, v);
       const free = !(await repo.getExperiment(this.db, remoteExp.experimentId));
-      const id = await this.tracking.createExperiment(remoteExp.name, {
-        tags: remoteExp.tags,
-        ...(free ? { experimentId: remoteExp.experimentId } : {}),
-      });
-      local = await this.tracking.getExperiment(id);
+      const id = free ? remoteExp.experimentId : newExperimentId();
+      const now = Date.now();
+      local = {
+        experimentId: id,
+        name: remoteExp.name,
+        artifactLocation: `mlflow-artifacts:/${id}`,
+        lifecycleStage: 'active',
+        creationTime: now,
+        lastUpdateTime: now,
+        tags: { ...remoteExp.tags },
+      };
+      experiments.push(local);
     }
 
     const keys = Object.keys(remote.metrics);
@@ -650,39 +712,65 @@ export class SyncClient {
       history.push(...repo.packChunks(remoteRunId, key, points));
       metricPoints += points.length;
     }
-    await repo.writeImport(this.db, {
-      experiments: [],
-      runs: [rec],
-      history,
-      artifacts: [],
-      files: [],
-      replaceExperimentIds: [],
-    });
-    emitStoreChange({ kind: 'run', id: remoteRunId });
 
-    let artifacts = 0;
-    const base = artifactProxyPath(remote.info.artifactUri);
-    if (base !== null && remote.info.lifecycleStage === 'active') {
-      const files = await this.rest.listAllArtifacts(remoteRunId);
-      const total = files.reduce((n, f) => n + (f.fileSize ?? 0), 0);
-      let bytes = 0;
-      for (const f of files) {
-        options.signal?.throwIfAborted();
-        checkEntryPath(f.path);
-        progress({ phase: 'artifacts', done: bytes, total, message: f.path });
-        const blob = await this.rest.downloadArtifact(`${base}/${f.path}`, options.signal);
-        await this.tracking.logArtifact(remoteRunId, f.path, blob);
-        bytes += blob.size;
-        artifacts++;
+    const artifacts: repo.ArtifactRecord[] = [];
+    try {
+      const base = artifactProxyPath(remote.info.artifactUri);
+      if (base !== null && remote.info.lifecycleStage === 'active') {
+        const files = await this.rest.listAllArtifacts(remoteRunId);
+        for (const f of files) checkEntryPath(f.path);
+        const total = files.reduce((n, f) => n + (f.fileSize ?? 0), 0);
+        let before = 0;
+        for (const f of files) {
+          options.signal?.throwIfAborted();
+          progress({ phase: 'artifacts', done: before, total, message: f.path });
+          const blobId = `artifact-${remoteRunId}-${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`;
+          const stored = await downloadArtifactToBlob(
+            this.db,
+            this.rest,
+            `${base}/${f.path}`,
+            blobId,
+            {
+              type: guessMimeType(f.path),
+              ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+              ...(options.signal ? { signal: options.signal } : {}),
+              onBytes: (n) =>
+                progress({ phase: 'artifacts', done: before + n, total, message: f.path }),
+            },
+          );
+          artifacts.push({
+            runId: remoteRunId,
+            path: f.path,
+            blobId,
+            size: stored.size,
+            createdAt: Date.now(),
+          });
+          before += stored.size;
+        }
       }
+      options.signal?.throwIfAborted();
+      await repo.writeImport(this.db, {
+        experiments,
+        runs: [rec],
+        history,
+        artifacts,
+        files: [],
+        replaceExperimentIds: [],
+      });
+    } catch (e) {
+      for (const a of artifacts) await deleteBlob(this.db, a.blobId).catch(() => undefined);
+      throw e;
     }
+    for (const e of experiments) emitStoreChange({ kind: 'experiment', id: e.experimentId });
+    emitStoreChange({ kind: 'run', id: remoteRunId });
+    if (artifacts.length > 0) emitStoreChange({ kind: 'artifact', id: remoteRunId });
     progress({ phase: 'done', done: 1, total: 1, message: 'Pulled' });
     return {
       runId: remoteRunId,
       experimentId: local.experimentId,
       created: true,
       metricPoints,
-      artifacts,
+      artifacts: artifacts.length,
     };
   }
 
@@ -723,8 +811,8 @@ export class SyncClient {
       isDirectory: false,
       size: f.fileSize ?? 0,
       async *open() {
-        const blob = await rest.downloadArtifact(`${base}/${f.path}`, options.signal);
-        yield new Uint8Array(await blob.arrayBuffer());
+        // Streamed: the model import stores the pieces as they arrive.
+        yield* (await rest.openArtifact(`${base}/${f.path}`, options.signal)).chunks;
       },
     }));
     const source: ArchiveSource = {

@@ -110,6 +110,11 @@ export interface WriteBlobOptions {
   signal?: AbortSignal;
   /** Size if known up front: used only for the quota message. */
   expectedSize?: number;
+  /**
+   * Chunks held before they are written in one transaction (default 8, the fastest). A stream
+   * from the network passes 1 so that at most one chunk is in memory while it is stored.
+   */
+  chunksPerTransaction?: number;
 }
 
 /**
@@ -183,7 +188,7 @@ export async function writeBlob(
       opts.signal?.throwIfAborted();
       // rechunk reuses no buffers, but the last piece is a view: copy to own its bytes.
       pending.push(chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice());
-      if (pending.length >= CHUNKS_PER_TX) await flush();
+      if (pending.length >= (opts.chunksPerTransaction ?? CHUNKS_PER_TX)) await flush();
     }
     await flush();
     record.complete = true;
