@@ -18,7 +18,9 @@
 // position_ids input, separate Q/K/V MatMulNBits, com.microsoft RotaryEmbedding on Q and K, and
 // com.microsoft MultiHeadAttention with past/present KV and an additive causal mask built from
 // attention_mask. MultiHeadAttention has no KV-head sharing, so that form needs as many KV heads
-// as attention heads (Phi-3-mini has; the tiny preset needs `--kv-heads 4`).
+// as attention heads (Phi-3-mini has; the tiny preset needs `--kv-heads 4`), and goes to
+// `web-mha/` unless --web-dir says otherwise, e.g.
+//   npx tsx scripts/make-tiny-phi3.ts --layouts web --web-attention mha --kv-heads 4 --out DIR
 // Every weight is drawn from a generator seeded by (seed, tensor name), so each file is written
 // independently, streamed to disk, and all files carry identical weights. The separate Q/K/V
 // weights are the row ranges of the packed QKV weight's stream, so both attention forms of one
@@ -98,7 +100,7 @@ export interface GenerateOptions {
   webAttention?: WebAttention;
   /** Overrides the preset's KV head count (mha needs it equal to the head count). */
   numKvHeads?: number;
-  /** Folder name of the web layout under outDir (default `web`). */
+  /** Folder name of the web layout under outDir (default `web`, or `web-mha` for mha). */
   webDir?: string;
   log?: (line: string) => void;
 }
@@ -907,7 +909,8 @@ export function generatePhi3(opts: GenerateOptions): GeneratedPaths {
 
   const bpe = trainBpe();
   const live = (id: number) => id >= 3 + 256 && id < bpe.learnedCount;
-  const web = join(opts.outDir, opts.webDir ?? 'web');
+  // The MultiHeadAttention form goes beside the default web folder rather than over it.
+  const web = join(opts.outDir, opts.webDir ?? (webAttention === 'mha' ? 'web-mha' : 'web'));
   const genai = join(opts.outDir, 'genai');
 
   if (layouts.includes('genai')) {

@@ -309,7 +309,7 @@ describe('the generator writes the MultiHeadAttention form deterministically', (
       generatePhi3({ outDir: dir, layouts: ['web'], webAttention: 'mha', numKvHeads: 4 });
       for (const f of readdirSync(join(paths.web, 'onnx')))
         expect(
-          readFileSync(join(dir, 'web', 'onnx', f)).equals(
+          readFileSync(join(dir, 'web-mha', 'onnx', f)).equals(
             readFileSync(join(paths.web, 'onnx', f)),
           ),
           f,
