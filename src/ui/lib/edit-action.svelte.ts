@@ -1,3 +1,5 @@
+import { errorMessage } from './format.ts';
+
 /**
  * One edit at a time for an inline editor (tags, aliases): `busy` disables its buttons while a
  * change is stored, and `error` keeps the store's refusal for the editor to show next to itself.
@@ -14,7 +16,7 @@ export class EditAction {
       await f();
       return true;
     } catch (e) {
-      this.error = e instanceof Error ? e.message : String(e);
+      this.error = errorMessage(e);
       return false;
     } finally {
       this.busy = false;

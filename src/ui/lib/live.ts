@@ -1,4 +1,5 @@
 import { onStoreChange, type StoreChange } from '../../lib/services/events.ts';
+import { errorMessage } from './format.ts';
 
 /**
  * Calls `reload` after store writes (in this tab or another) that `relevant` accepts, at most
@@ -50,6 +51,6 @@ export async function readRecord(
   } catch (e) {
     if ((e as { errorCode?: string }).errorCode === 'RESOURCE_DOES_NOT_EXIST')
       return { missing: true, error: '' };
-    return { missing: false, error: e instanceof Error ? e.message : String(e) };
+    return { missing: false, error: errorMessage(e) };
   }
 }

@@ -1,20 +1,4 @@
-/** Saving what a chart shows: the canvas (or SVG) as PNG, the data as CSV. */
-
-export function downloadBlob(blob: Blob, fileName: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  a.rel = 'noopener';
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
-export function downloadText(text: string, fileName: string, type = 'text/csv'): void {
-  downloadBlob(new Blob([text], { type: `${type};charset=utf-8` }), fileName);
-}
+/** A chart as a PNG: its canvas, or its SVG drawn onto a canvas. */
 
 function canvasToPng(canvas: HTMLCanvasElement): Promise<Blob> {
   return new Promise((ok, fail) =>

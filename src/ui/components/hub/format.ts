@@ -1,19 +1,6 @@
 /** Display helpers for the download progress line. */
 
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'] as const;
-
-/** Decimal units, as file managers show them: `1.50 GB`. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) return '—';
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < UNITS.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  const digits = i === 0 || v >= 100 ? 0 : v >= 10 ? 1 : 2;
-  return `${v.toFixed(digits)} ${UNITS[i]}`;
-}
+import { formatBytes } from '../../lib/format.ts';
 
 /** `3 h 05 min`, `4 min 09 s`, `12 s`. */
 export function formatDuration(seconds: number): string {

@@ -92,8 +92,3 @@ export function explainImportError(e: unknown): ExplainedError {
       return { title: 'Import failed', detail, advice: 'Nothing was imported.' };
   }
 }
-
-/** The message of any thrown value. */
-export function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

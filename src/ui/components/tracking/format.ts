@@ -27,8 +27,3 @@ export function formatNumber(v: number | null | undefined): string {
   if (a !== 0 && (a < 1e-4 || a >= 1e9)) return v.toExponential(4);
   return String(+v.toPrecision(6));
 }
-
-export function errorMessage(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return String(e);
-}
