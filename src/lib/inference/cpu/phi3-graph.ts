@@ -410,10 +410,9 @@ const MASK_OPS = new Set([
 
 /**
  * The attention bias must be computed from attention_mask (values) and input_ids / past KV
- * (shapes only) with the shape, compare and select ops of a mask subgraph, and small constants.
- * The engine then applies its own causal mask over an all-ones attention_mask, as the builder's
- * subgraph computes it. (A subgraph of these ops is assumed to be that mask; its values are not
- * evaluated here.)
+ * (shapes only) with the shape, compare and select ops of a mask subgraph and small constants,
+ * and evaluate to the causal mask for an all-ones attention_mask (which is what the engine
+ * applies itself, and what every caller feeds).
  */
 function checkCausalBias(w: Walker, bias: string): void {
   const seen = new Set<string>();
