@@ -3,7 +3,9 @@
 // versions with aliases; MlflowClient reads back the same. Pushing again (or after an interrupted
 // push) creates no duplicates. Then a fresh store pulls the runs and a model version back.
 import 'fake-indexeddb/auto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/lib/store/db.ts';
@@ -16,8 +18,10 @@ import {
   remoteRunTag,
 } from '../../src/lib/services/sync.ts';
 import { dumpApp, sortPoints, type DumpedRun, type StoreDump } from './support/app-view.ts';
-import { startMlflowServer, type MlflowServer } from './support/mlflow-server.ts';
-import { PY, removeTempDirs, runPython, tempDir } from './support/python.ts';
+import { freePort, startMlflowServer, type MlflowServer } from './support/mlflow-server.ts';
+import { PY, removeTempDirs, runPython, runPythonJson, tempDir } from './support/python.ts';
+import { getBlobRecord, readBlobBytes } from '../../src/lib/store/blobs.ts';
+import { getRunArtifacts } from '../../src/lib/store/tracking.ts';
 
 const available = Boolean(PY.mlflow3);
 let server: MlflowServer | undefined;
@@ -322,6 +326,135 @@ describe('sync with a real mlflow server', () => {
       expect((await target.registry.getRegisteredModel('sync-model')).description).toBe(
         'pushed from the browser',
       );
+    },
+  );
+});
+
+describe('pulling a large artifact from a real mlflow server', () => {
+  const MiB = 1024 * 1024;
+  const SIZE = 40 * 1000 * 1000;
+  const CHUNK = 4 * MiB;
+  let big: MlflowServer | undefined;
+  let proxy: Server | undefined;
+  let logged: { run_id: string; path: string; size: number; sha256: string };
+
+  afterAll(async () => {
+    await big?.stop();
+    await new Promise<void>((r) => (proxy ? proxy.close(() => r()) : r()));
+  });
+
+  beforeAll(async () => {
+    if (!available) return;
+    const dir = tempDir('remote-pull-big');
+    big = await startMlflowServer({
+      backendStoreUri: `sqlite:///${join(dir, 'mlflow.db')}`,
+      artifactsDestination: join(dir, 'mlartifacts'),
+    });
+    logged = await runPythonJson('mlflow3', 'log_big_artifact.py', [
+      big.url,
+      'pull-big',
+      String(SIZE),
+    ]);
+  });
+
+  it.skipIf(!available)(
+    'streams 40 MB into the store chunk by chunk, with the same bytes and at most one chunk in flight',
+    async () => {
+      const db = await openDatabase({ name: 'interop-remote-pull-big' });
+      // Counts what the server has sent against what the store has committed, piece by piece.
+      let sent = 0;
+      let peak = 0;
+      const counting = (async (input: RequestInfo | URL, init?: RequestInit) => {
+        const r = await fetch(input, init);
+        if (!String(input).includes('/mlflow-artifacts/artifacts/') || !r.body) return r;
+        const meter = new TransformStream<Uint8Array, Uint8Array>({
+          async transform(piece, controller) {
+            const committed = (await db.count('blobChunks')) * CHUNK;
+            sent += piece.byteLength;
+            peak = Math.max(peak, sent - committed);
+            controller.enqueue(piece);
+          },
+        });
+        return new Response(r.body.pipeThrough(meter), { status: r.status, headers: r.headers });
+      }) as typeof fetch;
+      const target = new SyncClient(db, big!.url, { fetch: counting });
+      const phases: number[] = [];
+      const pulled = await target.pullRun(logged.run_id, {
+        chunkSize: CHUNK,
+        onProgress: (p) => {
+          if (p.phase === 'artifacts') phases.push(p.done);
+        },
+      });
+      expect(pulled).toMatchObject({ created: true, artifacts: 1 });
+      const [artifact] = await getRunArtifacts(db, logged.run_id);
+      expect(artifact).toMatchObject({ path: logged.path, size: SIZE });
+      const rec = await getBlobRecord(db, artifact!.blobId);
+      expect(rec).toMatchObject({ chunkSize: CHUNK, chunkCount: Math.ceil(SIZE / CHUNK) });
+      const bytes = await readBlobBytes(db, artifact!.blobId);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(logged.sha256);
+      expect(sent).toBe(SIZE);
+      // One chunk being filled, plus what the network hands over in one piece.
+      expect(peak).toBeLessThanOrEqual(CHUNK + 2 * MiB);
+      expect(phases.at(-1)).toBe(SIZE);
+      expect(phases.length).toBeGreaterThan(10);
+    },
+  );
+
+  it.skipIf(!available)(
+    'leaves the store as it was when the connection drops mid-artifact, and says what failed',
+    async () => {
+      // A proxy in front of the server that drops the connection 10 MB into the file.
+      const upstream = new URL(big!.url);
+      const port = await freePort();
+      proxy = createServer((req, res) => {
+        const up = request(
+          {
+            host: upstream.hostname,
+            port: upstream.port,
+            path: req.url,
+            method: req.method,
+            headers: { ...req.headers, host: upstream.host },
+          },
+          (upRes) => {
+            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+            if (!req.url?.includes('/mlflow-artifacts/artifacts/')) {
+              upRes.pipe(res);
+              return;
+            }
+            let passed = 0;
+            upRes.on('data', (b: Buffer) => {
+              passed += b.length;
+              if (passed > 10 * 1000 * 1000) {
+                upRes.destroy();
+                res.socket?.destroy();
+                return;
+              }
+              res.write(b);
+            });
+            upRes.on('end', () => res.end());
+          },
+        );
+        req.pipe(up);
+      });
+      await new Promise<void>((r) => proxy!.listen(port, '127.0.0.1', () => r()));
+
+      const db = await openDatabase({ name: 'interop-remote-pull-dropped' });
+      const target = new SyncClient(db, `http://127.0.0.1:${port}`);
+      const err = await target
+        .pullRun(logged.run_id, { chunkSize: CHUNK })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MlflowRestError);
+      expect((err as MlflowRestError).errorCode).toBe('NETWORK_ERROR');
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `download of '.*/${logged.run_id}/artifacts/weights/big\\.bin' .* stopped after \\d+ of ${SIZE} bytes`,
+        ),
+      );
+      // Nothing of the run: no experiment, no run, no stored bytes.
+      expect(await target.tracking.listExperiments({ viewType: 'ALL' })).toEqual([]);
+      expect(await db.count('runs')).toBe(0);
+      expect(await db.count('blobFiles')).toBe(0);
+      expect(await db.count('blobChunks')).toBe(0);
     },
   );
 });
