@@ -10,7 +10,12 @@
  *    against load from the same bytes held in page memory (Blobs of ArrayBuffer parts); peak
  *    memory of Chromium's processes.
  *
- *   npx tsx bench/inference.bench.ts [--tiny] [--prompt N] [--decode N] [--reps N]
+ *   npx tsx bench/inference.bench.ts [--tiny] [--prompt N] [--decode N] [--reps N] [--no-whole-file]
+ *
+ * WASM here is stock onnxruntime-web (the `ort-wasm` backend preference), not the project's own
+ * CPU decoder (bench/cpu-decoder-browser.bench.ts measures that). Loads read the weights on
+ * demand, tensor by tensor, from the stored Blobs; one extra load reads the file whole first
+ * (`weightsReading: 'whole-file'`) to show what that costs in memory (--no-whole-file skips it).
  *
  * Stock onnxruntime-web WASM decodes int4 ~50x slower than native (no 4-bit GEMM for wasm in
  * MLAS: every MatMulNBits call dequantizes its whole weight), so the full-size run keeps to a
@@ -47,8 +52,9 @@ const num = (name: string, fallback: number) => {
   return i >= 0 ? Number(argv[i + 1]) : fallback;
 };
 const TINY = flag('--tiny');
-const PROMPT_TOKENS = num('--prompt', TINY ? 32 : 8);
-const DECODE = num('--decode', TINY ? 32 : 4);
+const PROMPT_TOKENS = num('--prompt', TINY ? 32 : 128);
+const DECODE = num('--decode', TINY ? 32 : 3);
+const WHOLE_FILE = !flag('--no-whole-file');
 const REPS = num('--reps', TINY ? 3 : 1);
 const FULL_DIR = join('fixtures', 'generated', 'phi3-mini-random');
 
@@ -166,14 +172,23 @@ async function native(dir: string, promptIds: number[], steps: number, threads: 
   return { loadMs, peakRss, figures: best };
 }
 
-type Attempt = BrowserLoad | { error: string; peakPss: number };
+interface ProcessPeak {
+  pss: number;
+  kind: string;
+}
+
+type Attempt = BrowserLoad | { error: string; peakPss: number; process: ProcessPeak };
 
 interface BrowserLoad {
   outcome: LoadOutcome;
   peakPss: number;
   pssAfter: number;
+  /** The largest single Chromium process at its peak (the renderer hosting the worker). */
+  process: ProcessPeak;
   memory: MemoryReport;
 }
+
+type Reading = 'on-demand' | 'whole-file';
 
 async function main() {
   const dir = await modelDir();
@@ -223,31 +238,47 @@ async function main() {
       `Stored in IndexedDB: ${mib(stored.bytes)} in ${secs(stored.ms)} (${((stored.bytes / MiB) * 1000) / stored.ms > 0 ? (((stored.bytes / MiB) * 1000) / stored.ms).toFixed(0) : '?'} MiB/s)`,
     );
 
-    const loadOnce = async (from: 'idb' | 'memory', backend: 'wasm' | 'webgpu') => {
+    const loadOnce = async (
+      from: 'idb' | 'memory',
+      backend: 'wasm' | 'webgpu',
+      reading: Reading = 'on-demand',
+    ): Promise<Attempt> => {
       await page.evaluate(() => window.__harness.unload());
       const sampler = sampleTree(process.pid, true);
       const outcome = await page
         .evaluate(
-          async ({ from, base, names, backend }) => {
+          async ({ from, base, names, backend, reading }) => {
             const h = window.__harness;
             const files =
               from === 'idb'
                 ? await h.blobsFromStore('tabflow-bench', names)
                 : await h.memoryBlobs(base, names);
             // Only the load is timed: the files are ready (Blobs, or bytes in memory) before it.
-            return h.load(files, 'genai', backend);
+            // WASM means stock onnxruntime-web here, never the project's own CPU decoder.
+            return h.load(files, 'genai', backend === 'wasm' ? 'ort-wasm' : backend, reading);
           },
-          { from, base: server.modelUrl('model'), names, backend },
+          { from, base: server.modelUrl('model'), names, backend, reading },
         )
         .catch((e: Error) => e);
       const pss = sampler.stop();
       if (outcome instanceof Error) {
         const error = outcome.message.split('\n')[0]!;
-        log(`  load from ${from} on ${backend} FAILED (peak PSS ${mib(pss.peak)}): ${error}`);
-        return { error, peakPss: pss.peak };
+        log(
+          `  load from ${from} on ${backend} (${reading}) FAILED (peak PSS ${mib(pss.peak)}): ${error}`,
+        );
+        return { error, peakPss: pss.peak, process: pss.process };
       }
       const memory = await page.evaluate(() => window.__harness.memory());
-      return { outcome, peakPss: pss.peak, pssAfter: pss.last, memory } satisfies BrowserLoad;
+      log(
+        `  load from ${from} on ${backend} (${reading}): ${secs(outcome.sessionMs)}, peak PSS ${mib(pss.peak)}, largest process ${pss.process.kind} ${mib(pss.process.pss)}`,
+      );
+      return {
+        outcome,
+        peakPss: pss.peak,
+        pssAfter: pss.last,
+        process: pss.process,
+        memory,
+      } satisfies BrowserLoad;
     };
     const generate = (decode = DECODE): Promise<CompleteMessage> =>
       page.evaluate(({ text, n }) => window.__harness.generate(text, n), {
@@ -264,14 +295,14 @@ async function main() {
       loads.memory.push(await loadOnce('memory', 'wasm'));
     }
     const ok = (a: Attempt[]) => a.filter((x): x is BrowserLoad => !('error' in x));
+    // What reading the whole file first costs: one load, its memory peak only.
+    const whole = WHOLE_FILE ? await loadOnce('idb', 'wasm', 'whole-file') : null;
     const wasmRuns: CompleteMessage[] = [];
     const lastGood = ok(loads.idb).at(-1) ?? ok(loads.memory).at(-1);
     if (lastGood) {
-      // Generation runs on a freshly loaded model (the last load may have been the other source).
-      if (!('error' in loads.memory.at(-1)!)) {
-        for (let rep = 0; rep < REPS; rep++) wasmRuns.push(await generate());
-      } else {
-        await loadOnce('idb', 'wasm');
+      // Generation runs on a fresh on-demand load from IndexedDB, as the app serves.
+      const fresh = await loadOnce('idb', 'wasm');
+      if (!('error' in fresh)) {
         for (let rep = 0; rep < REPS; rep++) wasmRuns.push(await generate());
       }
     }
@@ -399,17 +430,20 @@ async function main() {
     log(gpuLine);
     log();
     log('Memory (PSS summed over Chromium processes, sampled every 250 ms from /proc):');
-    for (const from of ['idb', 'memory'] as const) {
-      const l = loads[from].at(-1)!;
+    const memoryLine = (label: string, l: Attempt) => {
+      const proc = `largest process (${l.process.kind}) ${mib(l.process.pss)} = ${(l.process.pss / modelBytes).toFixed(2)}x the model`;
       if ('error' in l) {
-        log(`  load from ${from}: failed at peak ${mib(l.peakPss)}: ${l.error}`);
-        continue;
+        log(`  ${label}: failed at peak ${mib(l.peakPss)}, ${proc}: ${l.error}`);
+        return;
       }
       log(
-        `  load from ${from === 'idb' ? 'IndexedDB' : 'a memory Blob'}: peak ${mib(l.peakPss)} (${(l.peakPss / modelBytes).toFixed(2)}x the model), after load ${mib(l.pssAfter)}; ` +
+        `  ${label}: peak ${mib(l.peakPss)} (${(l.peakPss / modelBytes).toFixed(2)}x the model), ${proc}; after load ${mib(l.pssAfter)}; ` +
           `measureUserAgentSpecificMemory ${l.memory.uaBytes == null ? `unavailable (${l.memory.uaError})` : mib(l.memory.uaBytes)}, page JS heap ${mib(l.memory.pageHeapBytes)}`,
       );
-    }
+    };
+    memoryLine('load from IndexedDB, on demand', loads.idb.at(-1)!);
+    memoryLine('load from a memory Blob, on demand', loads.memory.at(-1)!);
+    if (whole) memoryLine('load from IndexedDB, whole file first', whole);
     log(`  after unload: ${mib(idleAfter)}`);
     log(`  onnxruntime-node process RSS peak: ${mib(nat.peakRss)}`);
   } finally {

@@ -4,6 +4,7 @@
 import { InferenceClient } from '../../../src/lib/inference/client.ts';
 import type {
   Backend,
+  BackendPreference,
   CompleteMessage,
   ModelLayout,
   ReadyMessage,
@@ -155,14 +156,22 @@ const harness = {
   async load(
     files: Record<string, Blob | ArrayBuffer>,
     layout: ModelLayout,
-    backend: Backend,
+    backend: BackendPreference,
+    weightsReading?: 'on-demand' | 'whole-file',
   ): Promise<LoadOutcome> {
     client?.dispose();
     client = new InferenceClient({ heartbeatTimeoutMs: 600_000 });
     const t0 = performance.now();
     let sessionMs = -1;
     const ready = await client.load(
-      { source: { kind: 'files', files }, layout, backend, dtype: 'auto', modelName: 'bench' },
+      {
+        source: { kind: 'files', files },
+        layout,
+        backend,
+        dtype: 'auto',
+        modelName: 'bench',
+        ...(weightsReading ? { weightsReading } : {}),
+      },
       (p) => {
         if (p.phase === 'warmup' && sessionMs < 0) sessionMs = performance.now() - t0;
       },
