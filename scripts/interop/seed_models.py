@@ -9,6 +9,12 @@ usage:
       The same generation with onnxruntime-genai directly: prompt ids, new ids and text.
   seed_models.py inspect <model-dir or .zip>
       What mlflow.models.Model.load and mlflow.pyfunc.load_model see. Prints JSON.
+  seed_models.py judge-text <genai-folder> <prompt> <text-file>
+      Judges another runtime's greedy answer to <prompt> (the text in <text-file>, UTF-8) under
+      onnxruntime-genai's own logits, teacher-forced along that text: at each step the token taken
+      is the highest-scoring one whose decoding keeps to the text, and its gap to the step's best
+      logit is reported relative to the largest |logit|. Prints {"steps", "consumed", "near_ties",
+      "max_rel_gap", "first_difference", "worst": [...]}.
   seed_models.py predict <model-dir or .zip> <prompt> [<prompt> ...]
       mlflow.pyfunc.load_model(<model-dir>).predict(<one-row frame with column prompt>) for each
       prompt. Prints {"predictions": [...]}.
@@ -156,6 +162,63 @@ def genai_tokens(folder, prompts):
     emit({"results": out})
 
 
+def judge_text(folder, prompt, text_file, candidates=64):
+    """Walks `text` token by token under native logits (see the usage above)."""
+    import numpy as np
+    import onnxruntime_genai as og
+
+    with open(text_file, encoding="utf-8") as f:
+        text = f.read()
+    model = og.Model(folder)
+    tokenizer = og.Tokenizer(model)
+    params = og.GeneratorParams(model)
+    # The wrapper's own limit: an answer it could have given fits in it.
+    params.set_search_options(max_length=300)
+    generator = og.Generator(model, params)
+    generator.append_tokens(tokenizer.encode(prompt))
+    new = []
+    decoded = ""
+    steps = []
+    while decoded != text:
+        logits = np.asarray(generator.get_logits(), dtype=np.float64).reshape(-1)
+        scale = float(np.max(np.abs(logits)))
+        best = int(np.argmax(logits))
+        chosen = None
+        for c in np.argsort(-logits)[:candidates]:
+            c = int(c)
+            s = tokenizer.decode(new + [c])
+            # A token may end inside a multi-byte character: compare what is complete.
+            if s and text.startswith(s.rstrip("\ufffd")) and len(s.rstrip("\ufffd")) >= len(
+                decoded.rstrip("\ufffd")
+            ):
+                chosen, decoded = c, s
+                break
+        if chosen is None:
+            break
+        steps.append(
+            {
+                "step": len(new),
+                "id": chosen,
+                "native_best": best,
+                "rel_gap": float(logits[best] - logits[chosen]) / scale,
+            }
+        )
+        new.append(chosen)
+        generator.append_tokens([chosen])
+    ties = [s for s in steps if s["id"] != s["native_best"]]
+    emit(
+        {
+            "steps": len(steps),
+            "consumed": decoded == text,
+            "stopped_at_char": len(decoded),
+            "near_ties": len(ties),
+            "max_rel_gap": max((s["rel_gap"] for s in steps), default=0.0),
+            "first_difference": ties[0]["step"] if ties else None,
+            "worst": sorted(ties, key=lambda s: -s["rel_gap"])[:5],
+        }
+    )
+
+
 def main():
     args = sys.argv[1:]
     if len(args) == 4 and args[0] == "log-pyfunc":
@@ -164,6 +227,8 @@ def main():
         inspect(args[1])
     elif len(args) >= 3 and args[0] == "genai-tokens":
         genai_tokens(args[1], args[2:])
+    elif len(args) == 4 and args[0] == "judge-text":
+        judge_text(*args[1:])
     elif len(args) >= 3 and args[0] == "predict":
         predict(args[1], args[2:])
     else:
