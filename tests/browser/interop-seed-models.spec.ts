@@ -9,7 +9,7 @@
 // scripts/interop/make_chat_fixture.py built with MLflow 3.17.2 (it holds no weights, so it is
 // not served here). Skipped when the venv is missing (npm run test:interop creates it).
 import { expect, test, type Page } from '@playwright/test';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { zipSync, type Zippable } from 'fflate';
@@ -61,6 +61,30 @@ function py<T>(args: string[], cwd: string): T {
   });
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited with ${r.status}:\n${r.stderr}`);
   return JSON.parse(r.stdout.slice(r.stdout.search(/^[[{]/m))) as T;
+}
+
+/** The same as `py`, without blocking: Python's start-up overlaps the browser's work. */
+function pyAsync<T>(args: string[], cwd: string): Promise<T> {
+  return new Promise((ok, fail) => {
+    const child = spawn(python, args, {
+      cwd,
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', fail);
+    child.on('close', (code) => {
+      if (code !== 0) return fail(new Error(`${args.join(' ')} exited with ${code}:\n${err}`));
+      try {
+        ok(JSON.parse(out.slice(out.search(/^[[{]/m))) as T);
+      } catch (e) {
+        fail(e as Error);
+      }
+    });
+  });
 }
 
 /** A model folder zipped the way a user does it: `zip -r name.zip name/`. */
@@ -154,28 +178,30 @@ test('the custom pyfunc wrapper MLflow logged: imported, its signature shown, se
     dir,
   );
   const modelDir = logged.model_dir;
-  const original = py<{ signature: Signature; input_names: string[] }>(
+  const inspected = pyAsync<{ signature: Signature; input_names: string[] }>(
     [join(scripts, 'seed_models.py'), 'inspect', modelDir],
     dir,
   );
-  expect(original.input_names).toEqual(['prompt']);
-  const { predictions } = py<{ predictions: string[] }>(
+  const predicted = pyAsync<{ predictions: string[] }>(
     [join(scripts, 'seed_models.py'), 'predict', modelDir, ...PROMPTS],
     dir,
   );
-  expect(predictions.every((p) => p.length > 0)).toBe(true);
 
   const zipPath = join(dir, 'zips', 'phi3-mlflow-model.zip');
   const files = zipFolder(modelDir, zipPath);
   await importThroughUi(page, { zip: zipPath }, 'seed-wrapper', '1');
+  const original = await inspected;
+  expect(original.input_names).toEqual(['prompt']);
   await expectSignature(page, original.signature);
   await expect(page.getByTestId('mlmodel-summary')).toContainText('python_function');
 
   // Export from the page: the same files, and Python loads the zip as it loaded the original.
   const exported = await exportVersion(page, 'seed-wrapper-v1.zip');
   expect(diffFiles(files, readZip(exported))).toEqual([]);
-  const back = py<unknown>([join(scripts, 'seed_models.py'), 'inspect', resolve(exported)], dir);
-  expect(back).toEqual(original);
+  const back = pyAsync<unknown>(
+    [join(scripts, 'seed_models.py'), 'inspect', resolve(exported)],
+    dir,
+  );
 
   // Served in the Playground from the model page, with the wrapper's defaults (greedy,
   // max_length 300): each prompt answers with the text Python's predict gave.
@@ -186,6 +212,8 @@ test('the custom pyfunc wrapper MLflow logged: imported, its signature shown, se
   await expect(page.getByTestId('backend-info')).toContainText('genai layout', {
     timeout: 90_000,
   });
+  const { predictions } = await predicted;
+  expect(predictions.every((p) => p.length > 0)).toBe(true);
   const answers = page.getByTestId('message-assistant');
   const artifactDir = join(modelDir, 'artifacts', 'cpu-int4-rtn-block-32-acc-level-4');
   let exact = 0;
@@ -229,6 +257,7 @@ test('the custom pyfunc wrapper MLflow logged: imported, its signature shown, se
   }
   // The seed's own example prompt gives Python's text exactly; the judge is not all that passes.
   expect(exact).toBeGreaterThan(0);
+  expect(await back, 'what Python loads from the exported zip').toEqual(original);
 });
 
 test('the transformers llm/v1/chat model MLflow saved: imported, its signature shown, exported for Model.load', async ({
