@@ -7,7 +7,8 @@ import { expect, test, type CDPSession, type Page } from '@playwright/test';
 import { strToU8, zipSync, type Zippable } from 'fflate';
 import { openWithHook, type TestHook } from './support/tracking.ts';
 
-test.use({ serviceWorkers: 'block' });
+// No Playwright trace: its DOM snapshots run in the page and would be measured as the app's.
+test.use({ serviceWorkers: 'block', trace: 'off' });
 
 const RUNS = 2000;
 const LIMIT_MS = 100;

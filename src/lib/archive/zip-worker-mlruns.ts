@@ -122,8 +122,8 @@ export type PreparedPart =
     };
 
 /** Runs per piece, and original files per piece. */
-export const PART_RUNS = 100;
-export const PART_FILES = 600;
+export const PART_RUNS = 25;
+export const PART_FILES = 150;
 
 /** Splits off the runs and original files (the bulk) as pieces; `rest` keeps everything else. */
 export function splitPrepared(p: PreparedMlruns): { rest: PreparedMlruns; parts: PreparedPart[] } {

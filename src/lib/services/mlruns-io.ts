@@ -147,7 +147,7 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 /** Milliseconds of synchronous work between two turns of the event loop (a long task is 50). */
-const SLICE_MS = 20;
+const SLICE_MS = 5;
 
 /** `await pacer()` in a loop yields once a slice's time is used up, else returns at once. */
 function makePacer(): () => Promise<void> | undefined {
@@ -597,16 +597,21 @@ async function exportInput(db: AnyDB, options: ExportOptions): Promise<MlrunsExp
     const stored = await repo.getExperiment(db, expId);
     if (!stored)
       throw new MlflowError('RESOURCE_DOES_NOT_EXIST', `No Experiment with id=${expId} exists`);
+    // In batches: one request for all of them is one long task to deserialize.
     const originals = new Map(
-      (await repo.getMlrunsFiles(db, expId)).map((f) => [f.path.slice(expId.length + 1), f]),
+      (await repo.getMlrunsFilesInBatches(db, expId)).map((f) => [
+        f.path.slice(expId.length + 1),
+        f,
+      ]),
     );
     const exp: Experiment = { ...stored };
     const browserMade =
       !originals.has('meta.yaml') && !/^(file:|\/|[A-Za-z]:)/.test(stored.artifactLocation);
     if (browserMade) exp.artifactLocation = `${root}/${expId}`;
-    const records = (await repo.getExperimentRuns(db, expId)).filter(
-      (r) => !only || only.has(r.runId),
-    );
+    const ids = (await repo.getExperimentRunIds(db, expId)).filter((id) => !only || only.has(id));
+    const records: repo.RunRecord[] = [];
+    for (let i = 0; i < ids.length; i += 200)
+      records.push(...(await repo.getRunRecords(db, ids.slice(i, i + 200))));
     const runs: RunForWriting[] = [];
     for (const rec of records) {
       await pace();

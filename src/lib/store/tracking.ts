@@ -493,6 +493,11 @@ export async function getRunRecords(db: AnyDB, runIds: Iterable<string>): Promis
   return out.filter((r): r is RunRecord => r !== undefined);
 }
 
+/** Run ids of an experiment, in the order getExperimentRuns gives their records (keys only). */
+export async function getExperimentRunIds(db: AnyDB, experimentId: string): Promise<string[]> {
+  return (await db.getAllKeysFromIndex('runs', 'experimentId', experimentId)) as string[];
+}
+
 /** Run ids whose param (or tag) `key` equals `value`, from the equality index. */
 export async function runIdsByKeyValue(
   db: AnyDB,
@@ -631,6 +636,30 @@ export async function getMlrunsFiles(db: AnyDB, experimentId: string): Promise<M
   )) as MlrunsFileRecord[];
 }
 
+/**
+ * The imported files of an experiment, like getMlrunsFiles, read in batches of `batch` records:
+ * one getAll of 12,000 files, or placing 12,000 requests at once, is one task that blocks the
+ * page for hundreds of milliseconds.
+ */
+export async function getMlrunsFilesInBatches(
+  db: AnyDB,
+  experimentId: string,
+  batch = 200,
+): Promise<MlrunsFileRecord[]> {
+  const paths = await db.getAllKeysFromIndex('mlrunsFiles', 'experimentId', experimentId);
+  const out: MlrunsFileRecord[] = [];
+  for (let i = 0; i < paths.length; i += batch) {
+    const tx = db.transaction('mlrunsFiles');
+    const store = tx.objectStore('mlrunsFiles');
+    const part = await Promise.all(
+      paths.slice(i, i + batch).map((p) => store.get(p) as Promise<MlrunsFileRecord | undefined>),
+    );
+    await tx.done;
+    for (const f of part) if (f) out.push(f);
+  }
+  return out;
+}
+
 export interface ImportBundle {
   experiments: Experiment[];
   runs: RunRecord[];
@@ -665,7 +694,7 @@ async function deleteExperimentData(tx: IDBTransactionLike, experimentId: string
 type IDBTransactionLike = IDBPTransaction<unknown, string[], 'readwrite'>;
 
 /** Milliseconds of requests placed in one go by writeImport before it lets the page run. */
-const IMPORT_SLICE_MS = 15;
+const IMPORT_SLICE_MS = 4;
 
 /**
  * Writes a whole import in one transaction: all of it lands, or nothing does.
