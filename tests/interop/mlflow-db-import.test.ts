@@ -14,6 +14,7 @@ import {
   importMlflowDb,
   loadSqlJs,
 } from '../../src/lib/services/mlflow-db.ts';
+import { exportMlrunsFiles } from '../../src/lib/services/mlruns-io.ts';
 import { loggedModelDoc, type LoggedModelsDump } from './support/logged-models.ts';
 import { dumpApp, type StoreDump } from './support/app-view.ts';
 import {
@@ -22,6 +23,7 @@ import {
   runPython,
   runPythonJson,
   tempDir,
+  writeTree,
   type Flavour,
 } from './support/python.ts';
 
@@ -171,6 +173,31 @@ describe('MLflow 3 logged models in an mlflow.db', () => {
       expect(truth.runs.find((r) => r.run_id === ids.evaluator)?.model_inputs).toEqual([
         ids.classifier,
       ]);
+      // An mlruns export carries them on: MLflow's file store reads the same models and links,
+      // reporting (as it always does) only the newest point per metric key and dataset.
+      const mlruns = join(dir, 'export', 'mlruns');
+      writeTree(mlruns, await exportMlrunsFiles(db, { experimentIds: [ids.experiment_id!] }));
+      const fromFiles = JSON.parse(
+        await runPython('mlflow3', 'logged_models_db.py', ['dump', `file://${mlruns}`]),
+      ) as LoggedModelsDump;
+      const newestPerGroup = (points: LoggedModelsDump['logged_models'][number]['metrics']) => {
+        const best = new Map<string, (typeof points)[number]>();
+        for (const p of points) {
+          const k = `${p.key}|${p.dataset_name}|${p.dataset_digest}`;
+          const b = best.get(k);
+          const later = b
+            ? p.step - b.step || p.timestamp - b.timestamp || Number(p.value) - Number(b.value)
+            : 1;
+          if (later > 0) best.set(k, p);
+        }
+        return [...best.values()];
+      };
+      expect(fromFiles.searched).toEqual(truth.searched);
+      expect(fromFiles.runs).toEqual(truth.runs);
+      expect(fromFiles.logged_models).toEqual(
+        truth.logged_models.map((m) => ({ ...m, metrics: newestPerGroup(m.metrics) })),
+      );
+
       // The files stay where MLflow put them: the imported location still resolves to them.
       expect(
         Object.keys(
