@@ -22,6 +22,8 @@ import { freePort, startMlflowServer, type MlflowServer } from './support/mlflow
 import { PY, removeTempDirs, runPython, runPythonJson, tempDir } from './support/python.ts';
 import { getBlobRecord, readBlobBytes } from '../../src/lib/store/blobs.ts';
 import { getRunArtifacts } from '../../src/lib/store/tracking.ts';
+import { getModelVersionRecord } from '../../src/lib/store/registry.ts';
+import { listModelFiles } from '../../src/lib/store/model-files.ts';
 
 const available = Boolean(PY.mlflow3);
 let server: MlflowServer | undefined;
@@ -336,7 +338,7 @@ describe('pulling a large artifact from a real mlflow server', () => {
   const CHUNK = 4 * MiB;
   let big: MlflowServer | undefined;
   let proxy: Server | undefined;
-  let logged: { run_id: string; path: string; size: number; sha256: string };
+  let logged: { run_id: string; path: string; size: number; sha256: string; model_version: string };
 
   afterAll(async () => {
     await big?.stop();
@@ -354,6 +356,8 @@ describe('pulling a large artifact from a real mlflow server', () => {
       big.url,
       'pull-big',
       String(SIZE),
+      '--register',
+      'pull-big-model',
     ]);
   });
 
@@ -397,6 +401,19 @@ describe('pulling a large artifact from a real mlflow server', () => {
       expect(peak).toBeLessThanOrEqual(CHUNK + 2 * MiB);
       expect(phases.at(-1)).toBe(SIZE);
       expect(phases.length).toBeGreaterThan(10);
+
+      // A model version carrying the same file as its `weights` artifact streams in too.
+      sent = 0;
+      const got = await target.pullModelVersion('pull-big-model', logged.model_version);
+      const details = await target.registry.getModelVersionDetails(got.name, got.version);
+      const weights = details.files.find((f) => f.path === 'artifacts/big.bin');
+      expect(weights?.size).toBe(SIZE);
+      const record = await getModelVersionRecord(db, got.name, got.version);
+      const file = (await listModelFiles(db, record.id)).find(
+        (f) => f.path === 'artifacts/big.bin',
+      )!;
+      const weightBytes = await readBlobBytes(db, file.blobId);
+      expect(createHash('sha256').update(weightBytes).digest('hex')).toBe(logged.sha256);
     },
   );
 
@@ -453,6 +470,18 @@ describe('pulling a large artifact from a real mlflow server', () => {
       // Nothing of the run: no experiment, no run, no stored bytes.
       expect(await target.tracking.listExperiments({ viewType: 'ALL' })).toEqual([]);
       expect(await db.count('runs')).toBe(0);
+      expect(await db.count('blobFiles')).toBe(0);
+      expect(await db.count('blobChunks')).toBe(0);
+
+      // The same for a model version: no registered model, version or stored bytes are left.
+      const versionErr = await target
+        .pullModelVersion('pull-big-model', logged.model_version)
+        .catch((e: unknown) => e);
+      expect((versionErr as MlflowRestError).errorCode).toBe('NETWORK_ERROR');
+      expect((versionErr as Error).message).toMatch(/big\.bin' .* stopped after \d+ of \d+ bytes/);
+      expect(await db.count('registeredModels')).toBe(0);
+      expect(await db.count('modelVersions')).toBe(0);
+      expect(await db.count('modelFiles')).toBe(0);
       expect(await db.count('blobFiles')).toBe(0);
       expect(await db.count('blobChunks')).toBe(0);
     },

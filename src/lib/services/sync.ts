@@ -831,28 +831,36 @@ export class SyncClient {
       if (remoteModel?.description) opts.description = remoteModel.description;
       await this.registry.createRegisteredModel(name, opts);
     }
-    const imported = await registerCheckedModel(
-      this.db,
-      checked,
-      {
-        kind: 'folder',
-        name: `${this.rest.baseUrl}#models:/${name}/${version}`,
-        size: source.totalSize,
-      },
-      {
-        name,
-        ...(remote.description ? { description: remote.description } : {}),
-        tags: { ...remote.tags, [this.versionTag]: remote.version },
-        onProgress: (p) =>
-          progress({
-            phase: 'files',
-            done: p.bytesWritten,
-            total: p.totalBytes,
-            message: p.path ?? p.phase,
-          }),
-        ...(options.signal ? { signal: options.signal } : {}),
-      },
-    );
+    let imported: Awaited<ReturnType<typeof registerCheckedModel>>;
+    try {
+      // The files stream from the server into the store; a failure deletes what was written.
+      imported = await registerCheckedModel(
+        this.db,
+        checked,
+        {
+          kind: 'folder',
+          name: `${this.rest.baseUrl}#models:/${name}/${version}`,
+          size: source.totalSize,
+        },
+        {
+          name,
+          ...(remote.description ? { description: remote.description } : {}),
+          tags: { ...remote.tags, [this.versionTag]: remote.version },
+          onProgress: (p) =>
+            progress({
+              phase: 'files',
+              done: p.bytesWritten,
+              total: p.totalBytes,
+              message: p.path ?? p.phase,
+            }),
+          ...(options.signal ? { signal: options.signal } : {}),
+        },
+      );
+    } catch (e) {
+      // The registered model made for this pull goes too: the store is as it was.
+      if (!hereAlready) await this.registry.deleteRegisteredModel(name).catch(() => undefined);
+      throw e;
+    }
     const localVersion = String(imported.version.version);
     if (remote.currentStage !== 'None') {
       await this.registry.transitionModelVersionStage(name, localVersion, remote.currentStage);
