@@ -351,15 +351,20 @@ export async function importMlruns(
       }
       replace.push(experimentId);
     }
-    for (const r of x.runs) {
-      const existing = await repo.getRunRecord(db, r.info.runId);
+    // In batches: one transaction per run is slow, one request per run in one go a long task.
+    const existingRuns: repo.RunRecord[] = [];
+    for (let i = 0; i < x.runs.length; i += 200) {
+      const ids = x.runs.slice(i, i + 200).map((r) => r.info.runId);
+      existingRuns.push(...(await repo.getRunRecords(db, ids)));
+    }
+    for (const existing of existingRuns) {
       if (
         existing &&
         !(replace.includes(existing.experimentId) && existing.experimentId === experimentId)
       ) {
         throw new MlflowError(
           'RESOURCE_ALREADY_EXISTS',
-          `Run ${r.info.runId} already exists in experiment ${existing.experimentId}.`,
+          `Run ${existing.runId} already exists in experiment ${existing.experimentId}.`,
         );
       }
     }

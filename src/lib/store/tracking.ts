@@ -2,7 +2,7 @@
  * Tracking repository: the only code that reads and writes the tracking object stores
  * (see migrations/002-tracking.ts for the shape and why).
  */
-import type { IDBPTransaction } from 'idb';
+import { unwrap, type IDBPTransaction } from 'idb';
 import type { AnyDB } from './db.ts';
 import type {
   DatasetInput,
@@ -696,68 +696,72 @@ type IDBTransactionLike = IDBPTransaction<unknown, string[], 'readwrite'>;
 /** Milliseconds of requests placed in one go by writeImport before it lets the page run. */
 const IMPORT_SLICE_MS = 4;
 
+/** Resolves on the request's success event (the transaction is active in what follows). */
+function requestDone(req: IDBRequest): Promise<void> {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve();
+    req.onerror = () => reject(req.error ?? new DOMException('request failed', 'AbortError'));
+  });
+}
+
 /**
  * Writes a whole import in one transaction: all of it lands, or nothing does.
  *
  * Each put clones its record synchronously, so a 2,000-run import placed in one loop blocks the
  * page for hundreds of milliseconds. The requests are placed in slices of about IMPORT_SLICE_MS
  * instead: after a slice, the next one starts from the success callback of the slice's last
- * request (the transaction is active there, and other tasks of the page ran in between).
+ * request (the transaction is active there, and other tasks of the page ran in between). The
+ * records go through the plain IndexedDB API, without a promise per request: a failed request
+ * aborts the transaction, and the transaction's error names it.
  */
 export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void> {
   const tx = db.transaction(
     [...TRACKING_STORES, ...(bundle.also?.stores ?? [])] as string[],
     'readwrite',
   );
-  // It may abort before the last slice is placed; the failure is reported from the requests.
+  // It may abort before the last slice is placed; the failure is reported below.
   tx.done.catch(() => undefined);
-  const ops: Promise<unknown>[] = [];
-  // Requests fail while later slices are being placed (one failure aborts the rest): each gets
-  // a handler at once, and the failure is reported from the list below.
-  const place = (op: Promise<unknown>): void => {
-    op.catch(() => undefined);
-    ops.push(op);
-  };
+  const raw = (name: string) => unwrap(tx.objectStore(name)) as IDBObjectStore;
+  let last: IDBRequest | null = null;
   let sliceStart = performance.now();
   /** Call after placing a request; continues in a later task once the slice's time is used. */
   const pace = async (): Promise<void> => {
-    if (performance.now() - sliceStart < IMPORT_SLICE_MS) return;
-    await ops[ops.length - 1];
+    if (!last || performance.now() - sliceStart < IMPORT_SLICE_MS) return;
+    await requestDone(last);
     sliceStart = performance.now();
   };
   try {
     for (const id of bundle.replaceExperimentIds) await deleteExperimentData(tx, id);
-    const exps = tx.objectStore('experiments');
-    for (const e of bundle.experiments) place(exps.add(e));
-    const runs = tx.objectStore('runs');
-    const latest = tx.objectStore('latestMetrics');
+    const exps = raw('experiments');
+    for (const e of bundle.experiments) last = exps.add(e);
+    const runs = raw('runs');
+    const latest = raw('latestMetrics');
     for (const r of bundle.runs) {
       reindex(r);
-      place(runs.add(r));
+      last = runs.add(r);
       for (const m of Object.values(r.metrics)) {
         const k = latestKey(r.experimentId, m, r.runId);
-        if (k) place(latest.put(r.runId, k));
+        if (k) last = latest.put(r.runId, k);
       }
       await pace();
     }
-    const hist = tx.objectStore('metricHistory');
+    const hist = raw('metricHistory');
     for (const h of bundle.history) {
-      place(hist.put(h));
+      last = hist.put(h);
       await pace();
     }
-    const arts = tx.objectStore('artifacts');
+    const arts = raw('artifacts');
     for (const a of bundle.artifacts) {
-      place(arts.put(a));
+      last = arts.put(a);
       await pace();
     }
-    const files = tx.objectStore('mlrunsFiles');
+    const files = raw('mlrunsFiles');
     for (const f of bundle.files) {
-      place(files.put(f));
+      last = files.put(f);
       await pace();
     }
-    if (bundle.also) place(bundle.also.write(tx));
-    place(tx.done);
-    await Promise.all(ops);
+    if (bundle.also) await bundle.also.write(tx);
+    await tx.done;
   } catch (caught) {
     try {
       tx.abort();
@@ -765,20 +769,11 @@ export async function writeImport(db: AnyDB, bundle: ImportBundle): Promise<void
       // already finished or aborted
     }
     await tx.done.catch(() => undefined);
-    // A failed request aborts the transaction, and every later one then fails with AbortError:
-    // report the request that failed first.
-    let e: unknown = caught;
-    if (e instanceof Error && e.name === 'AbortError') {
-      for (const r of await Promise.allSettled(ops)) {
-        if (
-          r.status === 'rejected' &&
-          !(r.reason instanceof Error && r.reason.name === 'AbortError')
-        ) {
-          e = r.reason;
-          break;
-        }
-      }
-    } else void Promise.allSettled(ops);
+    // After a failed request every later one fails with AbortError: the transaction's error is
+    // the request that failed first.
+    const first = (unwrap(tx) as IDBTransaction).error;
+    const e: unknown =
+      caught instanceof Error && caught.name === 'AbortError' && first ? first : caught;
     if (e instanceof Error && e.name === 'ConstraintError') {
       throw new MlflowError(
         'RESOURCE_ALREADY_EXISTS',
