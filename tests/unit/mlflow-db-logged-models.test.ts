@@ -245,7 +245,7 @@ describe('logged models as file-store folders', () => {
       [
         `models/${id}/meta.yaml`,
         enc.encode(
-          `artifact_location: file:///tmp/mlruns/0/models/${id}/artifacts\ncreation_timestamp: 1795620438314\nexperiment_id: '0'\nlast_updated_timestamp: 1795620438314\nlifecycle_stage: active\nmodel_id: ${id}\nmodel_type: agent\nname: x\nsource_run_id: ${run}\nstatus: 1\nstatus_message: null\n`,
+          `artifact_location: file:///home/u/mlruns/0/models/${id}/artifacts\ncreation_timestamp: 1795620438314\nexperiment_id: '0'\nlast_updated_timestamp: 1795620438314\nlifecycle_stage: active\nmodel_id: ${id}\nmodel_type: agent\nname: x\nsource_run_id: ${run}\nstatus: 1\nstatus_message: null\n`,
         ),
       ],
       [
