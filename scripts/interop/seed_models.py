@@ -9,6 +9,8 @@ usage:
       The same generation with onnxruntime-genai directly: prompt ids, new ids and text.
   seed_models.py inspect <model-dir or .zip>
       What mlflow.models.Model.load and mlflow.pyfunc.load_model see. Prints JSON.
+  seed_models.py inspect-predict <model-dir or .zip> <prompt> [<prompt> ...]
+      Both of the above from one interpreter: {"inspect": {...}, "predictions": [...]}.
   seed_models.py judge-text <genai-folder> <prompt> <text-file>
       Judges another runtime's greedy answer to <prompt> (the text in <text-file>, UTF-8) under
       onnxruntime-genai's own logits, teacher-forced along that text: at each step the token taken
@@ -99,13 +101,13 @@ def model_folder(path):
     return out
 
 
-def inspect(model_dir):
+def inspection(model_dir):
     model_dir = model_folder(model_dir)
     m = mlflow.models.Model.load(model_dir)
     loaded = mlflow.pyfunc.load_model(model_dir)
     meta = loaded.metadata
     sig = meta.signature
-    emit(
+    return (
         {
             "flavors": sorted(m.flavors),
             "loader_module": m.flavors["python_function"].get("loader_module"),
@@ -124,7 +126,11 @@ def inspect(model_dir):
     )
 
 
-def predict(model_dir, prompts):
+def inspect(model_dir):
+    emit(inspection(model_dir))
+
+
+def predictions(model_dir, prompts):
     model_dir = model_folder(model_dir)
     import pandas as pd
 
@@ -133,7 +139,11 @@ def predict(model_dir, prompts):
     # record whose cell is the list, so the wrapper's model_input["prompt"][0] would be a list and
     # onnxruntime-genai's encode() refuses it. A one-column frame is what 2.x made of that dict, and
     # what both versions pass through unchanged.
-    emit({"predictions": [loaded.predict(pd.DataFrame({"prompt": [p]})) for p in prompts]})
+    return [loaded.predict(pd.DataFrame({"prompt": [p]})) for p in prompts]
+
+
+def predict(model_dir, prompts):
+    emit({"predictions": predictions(model_dir, prompts)})
 
 
 def genai_tokens(folder, prompts):
@@ -227,6 +237,8 @@ def main():
         inspect(args[1])
     elif len(args) >= 3 and args[0] == "genai-tokens":
         genai_tokens(args[1], args[2:])
+    elif len(args) >= 3 and args[0] == "inspect-predict":
+        emit({"inspect": inspection(args[1]), "predictions": predictions(args[1], args[2:])})
     elif len(args) == 4 and args[0] == "judge-text":
         judge_text(*args[1:])
     elif len(args) >= 3 and args[0] == "predict":

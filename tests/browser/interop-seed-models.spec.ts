@@ -10,7 +10,7 @@
 // not served here). Skipped when the venv is missing (npm run test:interop creates it).
 import { expect, test, type Page } from '@playwright/test';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { zipSync, type Zippable } from 'fflate';
 import { ensureTinyPhi3 } from '../helpers/tiny-phi3.ts';
@@ -178,19 +178,16 @@ test('the custom pyfunc wrapper MLflow logged: imported, its signature shown, se
     dir,
   );
   const modelDir = logged.model_dir;
-  const inspected = pyAsync<{ signature: Signature; input_names: string[] }>(
-    [join(scripts, 'seed_models.py'), 'inspect', modelDir],
-    dir,
-  );
-  const predicted = pyAsync<{ predictions: string[] }>(
-    [join(scripts, 'seed_models.py'), 'predict', modelDir, ...PROMPTS],
-    dir,
-  );
+  // Model.load and pyfunc.load_model's view, and predict's answers (one interpreter).
+  const mlflowView = pyAsync<{
+    inspect: { signature: Signature; input_names: string[] };
+    predictions: string[];
+  }>([join(scripts, 'seed_models.py'), 'inspect-predict', modelDir, ...PROMPTS], dir);
 
   const zipPath = join(dir, 'zips', 'phi3-mlflow-model.zip');
   const files = zipFolder(modelDir, zipPath);
   await importThroughUi(page, { zip: zipPath }, 'seed-wrapper', '1');
-  const original = await inspected;
+  const { inspect: original, predictions } = await mlflowView;
   expect(original.input_names).toEqual(['prompt']);
   await expectSignature(page, original.signature);
   await expect(page.getByTestId('mlmodel-summary')).toContainText('python_function');
@@ -212,7 +209,6 @@ test('the custom pyfunc wrapper MLflow logged: imported, its signature shown, se
   await expect(page.getByTestId('backend-info')).toContainText('genai layout', {
     timeout: 90_000,
   });
-  const { predictions } = await predicted;
   expect(predictions.every((p) => p.length > 0)).toBe(true);
   const answers = page.getByTestId('message-assistant');
   const artifactDir = join(modelDir, 'artifacts', 'cpu-int4-rtn-block-32-acc-level-4');
@@ -264,14 +260,15 @@ test('the transformers llm/v1/chat model MLflow saved: imported, its signature s
   page,
 }) => {
   test.skip(!available, 'no MLflow venv');
-  const original = py<{ signature: Signature; flavors: Record<string, unknown> }>(
+  const inspected = pyAsync<{ signature: Signature; flavors: Record<string, unknown> }>(
     [join(scripts, 'inspect_mlmodel.py'), CHAT_FIXTURE],
     dir,
   );
-  expect(Object.keys(original.flavors).sort()).toEqual(['python_function', 'transformers']);
   const zipPath = join(dir, 'zips', 'transformers-chat.zip');
   const files = zipFolder(CHAT_FIXTURE, zipPath);
   await importThroughUi(page, { zip: zipPath }, 'seed-chat', '1');
+  const original = await inspected;
+  expect(Object.keys(original.flavors).sort()).toEqual(['python_function', 'transformers']);
   await expectSignature(page, original.signature);
   await expect(page.getByTestId('mlmodel-summary')).toContainText('llm/v1/chat');
 
@@ -279,5 +276,4 @@ test('the transformers llm/v1/chat model MLflow saved: imported, its signature s
   expect(diffFiles(files, readZip(exported))).toEqual([]);
   const back = py<unknown>([join(scripts, 'inspect_mlmodel.py'), resolve(exported)], dir);
   expect(back).toEqual(original);
-  expect(readFileSync(exported).length).toBeGreaterThan(0);
 });
