@@ -11,7 +11,9 @@
  * Import replaces what is stored, all or nothing for the records: everything is read and checked
  * first, the file chunks are written next (a failure deletes them again), and then one
  * transaction clears every store and writes the backup's records. Files only the old data used
- * are deleted afterwards.
+ * are deleted afterwards. A backup made with an older database schema is brought forward first
+ * (store/backup.ts, upgradeBackup): stores added since come out empty. One made by a newer app
+ * is refused.
  */
 import { DB_VERSION, type AnyDB } from '../store/db.ts';
 import { StorageQuotaError, deleteBlob, type BlobFileRecord } from '../store/blobs.ts';
@@ -21,6 +23,7 @@ import {
   lineToRecord,
   readStore,
   recordToLine,
+  upgradeBackup,
   type StoreInfo,
   type StoredRecord,
 } from '../store/backup.ts';
@@ -250,12 +253,18 @@ export async function importEverything(
     throw new BackupFormatError(`no ${BACKUP_MANIFEST}: this is not a Tabflow backup`);
   }
   const manifest = parseManifest(await readEntryText(manifestEntry));
-  if (manifest.dbVersion !== DB_VERSION) {
+  // A backup from an older schema is brought forward once its records are read (below); one
+  // from a newer app cannot be: this app does not know what the newer steps changed.
+  if (
+    !Number.isInteger(manifest.dbVersion) ||
+    manifest.dbVersion < 1 ||
+    manifest.dbVersion > DB_VERSION
+  ) {
     throw new BackupFormatError(
       `the backup was made with database schema ${manifest.dbVersion}, this app uses ${DB_VERSION}; ` +
         (manifest.dbVersion > DB_VERSION
           ? 'open it with the newer app that made it.'
-          : 'import it with the app version that made it, or re-export from there.'),
+          : 'this is not a schema any version of the app wrote.'),
       BACKUP_MANIFEST,
     );
   }
@@ -296,6 +305,10 @@ export async function importEverything(
       );
     }
     records.set(s.name, list);
+  }
+  if (manifest.dbVersion < DB_VERSION) {
+    // The stores later schema steps added come out empty, as a migrated database would have them.
+    upgradeBackup(manifest.dbVersion, DB_VERSION, manifest.stores, records, BACKUP_MANIFEST);
   }
   const blobRecords = (records.get('blobFiles') ?? []).map((r) => r.value as BlobFileRecord);
   const restoredIds = new Set(blobRecords.map((b) => b.id));

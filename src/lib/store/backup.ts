@@ -217,3 +217,80 @@ export function lineToRecord(
     throw e;
   }
 }
+
+// ---------------------------------------------------------------- older schema versions
+
+/**
+ * What each schema step means for a backup made before it: `BACKUP_UPGRADES[i]` goes with
+ * `MIGRATIONS[i]` (database version i to i + 1). A backup made at version k holds the stores of
+ * version k; bringing it forward applies steps k..current-1 to its records, as opening that old
+ * database in this app would have migrated it.
+ */
+export interface BackupUpgrade {
+  /** Object stores the step creates (an older backup has none: they come out empty). */
+  newStores: readonly string[];
+  /**
+   * Rewrites the records of stores that existed before the step, for steps that change their
+   * shape (a new required field, a renamed key). No step has needed one yet.
+   */
+  upgrade?(records: Map<string, StoredRecord[]>): void;
+}
+
+/** One entry per migration, in order; a test checks them against the migrations' stores. */
+export const BACKUP_UPGRADES: readonly BackupUpgrade[] = [
+  { newStores: ['blobFiles', 'blobChunks'] },
+  {
+    newStores: [
+      'experiments',
+      'runs',
+      'latestMetrics',
+      'metricHistory',
+      'artifacts',
+      'mlrunsFiles',
+    ],
+  },
+  { newStores: ['registeredModels', 'modelVersions', 'modelFiles'] },
+  { newStores: ['conversations', 'evalProjects'] },
+  { newStores: ['downloads'] },
+];
+
+/** The object stores of the database at a schema version. */
+export function storesAtVersion(version: number): Set<string> {
+  return new Set(BACKUP_UPGRADES.slice(0, version).flatMap((s) => s.newStores));
+}
+
+/**
+ * Brings the records of a backup made at schema `from` forward to schema `to`: the stores later
+ * steps add are listed, empty, and each step's record upgrade runs. `stores` and `records` are
+ * changed in place. Throws BackupFormatError (naming `file`) for a store that schema `from` did
+ * not have, or for a version this app knows no steps for.
+ */
+export function upgradeBackup(
+  from: number,
+  to: number,
+  stores: StoreInfo[],
+  records: Map<string, StoredRecord[]>,
+  file?: string,
+): void {
+  if (!Number.isInteger(from) || from < 1 || from > to || to > BACKUP_UPGRADES.length) {
+    throw new BackupFormatError(`no upgrade from database schema ${from} to ${to}`, file);
+  }
+  const had = storesAtVersion(from);
+  for (const s of stores) {
+    if (!had.has(s.name)) {
+      throw new BackupFormatError(
+        `object store '${s.name}' did not exist in database schema ${from}`,
+        file,
+      );
+    }
+  }
+  for (let v = from; v < to; v++) {
+    const step = BACKUP_UPGRADES[v]!;
+    step.upgrade?.(records);
+    for (const name of step.newStores) {
+      if (stores.some((s) => s.name === name)) continue;
+      stores.push({ name, keyPath: null, count: 0 });
+      records.set(name, []);
+    }
+  }
+}
