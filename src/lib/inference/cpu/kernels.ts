@@ -160,7 +160,7 @@ export function relaxedMatchesSimd(
   simd: WebAssembly.Module,
   shared: boolean,
 ): boolean {
-  const m = 3;
+  const m = 7; // rows in fours, a pair and an odd one, as prefill splits them
   const k = 200; // 7 blocks, the last one partial
   const n = 13;
   const nb = Math.ceil(k / 32);
