@@ -1,8 +1,8 @@
 import { errorMessage } from './format.ts';
 
 /**
- * One edit at a time for an inline editor (tags, aliases): `busy` disables its buttons while a
- * change is stored, and `error` keeps the store's refusal for the editor to show next to itself.
+ * One change at a time for an editor (tags, aliases) or a confirm dialog (rename, delete): `busy`
+ * disables its buttons while the change is stored, and `error` keeps the refusal to show beside it.
  */
 export class EditAction {
   busy = $state(false);
