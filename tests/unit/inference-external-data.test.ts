@@ -100,6 +100,16 @@ describe('the on-demand external-data stand-in', () => {
     return expect(Promise.resolve(f.data).then((d) => d.byteLength)).resolves.toBe(100);
   });
 
+  it("keeps the reader's own error, which onnxruntime would swallow", () => {
+    const f = lazyExternalFile('w.data', 100, () => {
+      throw new DOMException('The requested file could not be read', 'NotReadableError');
+    });
+    expect(() => f.data.subarray(0, 10)).toThrow(/could not be read/);
+    expect(f.stats.misuse).toBe(
+      'w.data: reading bytes 0-10 failed (NotReadableError: The requested file could not be read)',
+    );
+  });
+
   it('a short read is an error, not silently zero-filled weights', () => {
     const f = lazyExternalFile('w.data', 100, () => new Uint8Array(3));
     expect(() => f.data.subarray(0, 10)).toThrow(/gave 3 bytes, expected 10/);

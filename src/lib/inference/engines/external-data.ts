@@ -64,7 +64,14 @@ export function lazyExternalFile(
     if (!Number.isInteger(start) || !Number.isInteger(stop) || start < 0 || stop > size) {
       refuse(`${name}: range ${start}-${stop} is outside the file (${size} bytes)`);
     }
-    const bytes = stop > start ? read(start, stop) : new Uint8Array(0);
+    let bytes: Uint8Array;
+    try {
+      bytes = stop > start ? read(start, stop) : new Uint8Array(0);
+    } catch (e) {
+      const why = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      stats.misuse ??= `${name}: reading bytes ${start}-${stop} failed (${why})`;
+      throw e;
+    }
     if (bytes.length !== stop - start) {
       refuse(
         `${name}: reading bytes ${start}-${stop} gave ${bytes.length} bytes, expected ${stop - start}`,
