@@ -123,7 +123,7 @@ console.log(
   `threads ${THREADS}, kernels ${engine.cpu.variant}, ${engine.cpu.activations} activations`,
 );
 console.log(
-  `load ${(loadMs / 1000).toFixed(1)} s; wasm memory ${mb(engine.cpu.wasmBytes)}; context ${engine.cpu.contextCapacity}; process RSS ${mb(process.memoryUsage().rss)}`,
+  `load ${(loadMs / 1000).toFixed(1)} s; wasm memory ${mb(engine.cpu.wasmBytes)}; context ${engine.cpu.contextCapacity} (KV cache ${engine.cpu.kvCache}); process RSS ${mb(process.memoryUsage().rss)}`,
 );
 console.log(
   `decode: ${tps.toFixed(2)} tok/s vs onnxruntime-node ${ortDecode.toFixed(2)} tok/s = ${(tps / ortDecode).toFixed(2)}x native`,
