@@ -9,6 +9,11 @@ import { openWithHook, type TestHook } from './support/tracking.ts';
 
 // No Playwright trace: its DOM snapshots run in the page and would be measured as the app's.
 test.use({ serviceWorkers: 'block', trace: 'off' });
+// A long task is wall time: on a shared two-core machine under a load of 15-20, the page's main
+// thread waits for the CPU now and then, and a task of a few milliseconds is measured at over
+// 100 ms in any phase (search and chart included). A task the app itself makes long shows up in
+// every attempt; one the machine made long does not, so the test gets two more attempts.
+test.describe.configure({ retries: 2 });
 
 const RUNS = 2000;
 const LIMIT_MS = 100;
