@@ -53,6 +53,13 @@ class Phi3Model(mlflow.pyfunc.PythonModel):
         self.tokenizer = og.Tokenizer(self.model)
         self.search_options = {"max_length": 300, "temperature": 0.2}
 
+    def __getstate__(self):
+        # MLflow 2.x calls load_context on this very instance while saving it (whether or not a
+        # signature is given) and then pickles it; onnxruntime-genai's Model and Tokenizer cannot
+        # be pickled. load_context builds them again wherever the model is loaded, so the pickle
+        # leaves them out. (3.x pickles the instance as constructed: nothing to leave out there.)
+        return {k: v for k, v in self.__dict__.items() if k not in ("model", "tokenizer")}
+
     def predict(self, context, model_input):
         import onnxruntime_genai as og
 
