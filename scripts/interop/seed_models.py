@@ -5,6 +5,9 @@ usage:
       Logs the wrapper (artifact `phi3-mini-onnx` = the genai folder, signature inferred from
       {"prompt": ...} and ["Run"]) and downloads the logged model into <out-dir>.
       Prints {"model_uri", "run_id", "model_dir"}.
+  seed_models.py log-pyfunc-inspect <tracking-uri> <genai-folder> <out-dir>
+      The same, and what `inspect` reports on the logged model, from one interpreter:
+      {"model_uri", "run_id", "model_dir", "inspect": {...}}.
   seed_models.py genai-tokens <genai-folder> <prompt> [<prompt> ...]
       The same generation with onnxruntime-genai directly: prompt ids, new ids and text.
   seed_models.py inspect <model-dir or .zip>
@@ -95,7 +98,8 @@ def log_pyfunc(uri, genai_folder, out_dir):
             else:
                 info = mlflow.pyfunc.log_model(artifact_path="phi3-mlflow-model", **kwargs)
     local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=out_dir)
-    emit({"model_uri": info.model_uri, "run_id": run.info.run_id, "model_dir": local})
+    # 3.x downloads a logged model into out_dir itself; 2.x into out_dir/<artifact_path>.
+    return {"model_uri": info.model_uri, "run_id": run.info.run_id, "model_dir": local}
 
 
 def model_folder(path):
@@ -239,7 +243,10 @@ def judge_text(folder, prompt, text_file, candidates=64):
 def main():
     args = sys.argv[1:]
     if len(args) == 4 and args[0] == "log-pyfunc":
-        log_pyfunc(*args[1:])
+        emit(log_pyfunc(*args[1:]))
+    elif len(args) == 4 and args[0] == "log-pyfunc-inspect":
+        logged = log_pyfunc(*args[1:])
+        emit({**logged, "inspect": inspection(logged["model_dir"])})
     elif len(args) == 2 and args[0] == "inspect":
         inspect(args[1])
     elif len(args) >= 3 and args[0] == "genai-tokens":
