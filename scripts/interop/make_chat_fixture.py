@@ -5,18 +5,22 @@ usage: make_chat_fixture.py <out-dir>
 The seed logs a Hugging Face text-generation pipeline with
 `mlflow.transformers.log_model(..., task="llm/v1/chat")`. Installing torch to build that in CI is
 impractical, so this builds it once, and the small result is committed under
-tests/fixtures/mlflow/transformers-chat/. It goes through MLflow's own save path for a local
-checkpoint (`mlflow.transformers.save_model("<checkpoint dir>", task="llm/v1/chat")`), which
-writes the MLmodel (flavor config, llm/v1/chat signature and metadata), the model and tokenizer
-folders and the environment files, exactly as MLflow does. The checkpoint is a tiny Phi-3
-configuration (no weights: the app resolves `source_model_name` to the ONNX web export) with a
-small tokenizer carrying Phi-3's special tokens and chat template; it sits at the relative path
+tests/fixtures/mlflow/transformers-chat/ (MLflow 3.x) and transformers-chat-mlflow2/ (MLflow 2.x).
+It goes through MLflow's own save path for a local checkpoint
+(`mlflow.transformers.save_model("<checkpoint dir>", task="llm/v1/chat")`), which writes the
+MLmodel (flavor config, llm/v1/chat signature and metadata), the model and tokenizer folders and
+the environment files, exactly as MLflow does. The checkpoint is a tiny Phi-3 configuration (no
+weights: the app resolves `source_model_name` to the ONNX web export) with a small tokenizer
+carrying Phi-3's special tokens and chat template; it sits at the relative path
 microsoft/Phi-3-mini-4k-instruct so that `source_model_name` reads as in the seed.
 
-Needs an interpreter with mlflow==3.17.2 and transformers<5 (`pip install mlflow==3.17.2
-"transformers<5"`); no torch. Two things differ from a machine with torch, and are set here:
-the flavor's `framework` is `pt` (transformers reports `tf` when torch is absent), and the pip
-requirements are given (MLflow would pin the installed torch).
+Needs an interpreter with transformers<5 and no torch, and the MLflow that is to write it:
+`pip install mlflow==3.17.2 "transformers<5"` for the 3.x fixture; `pip install mlflow==2.22.5
+sqlalchemy==2.0.58 transformers==4.57.6` for the 2.x one (2.22 has the same save path and needs
+no change here; its MLmodel has no `model_id`, and its environment files pin mlflow==2.22.5).
+Two things differ from a machine with torch, and are set here: the flavor's `framework` is `pt`
+(transformers reports `tf` when torch is absent), and the pip requirements are given (MLflow
+would pin the installed torch).
 """
 
 import json
