@@ -1,13 +1,15 @@
-// The seed's two model shapes as real Python MLflow 3.x writes them, through the browser: the
-// model folder zipped as a user would (one top-level folder), imported through the Models import
-// dialog, its page showing the signature mlflow.models.Model.load reports, exported again from
+// The seed's two model shapes as real Python MLflow 3.x and 2.x write them, through the browser:
+// the model folder zipped as a user would (one top-level folder), imported through the Models
+// import dialog, its page showing the signature mlflow.models.Model.load reports, exported again from
 // the page, and the export loaded by Python. The custom PythonModel wrapper (onnxruntime-genai
 // folder as artifacts, {prompt} signature; scripts/interop/seed_models.py) is also served in the
 // Playground on WASM, where each prompt gets the text mlflow.pyfunc.load_model(...).predict gives
 // on onnxruntime-genai (or, where the two differ, is judged token by token under genai's own
-// logits: native's argmax except at a near-tie). The transformers llm/v1/chat model is the committed fixture
-// scripts/interop/make_chat_fixture.py built with MLflow 3.17.2 (it holds no weights, so it is
-// not served here). Skipped when the venv is missing (npm run test:interop creates it).
+// logits: native's argmax except at a near-tie). The same wrapper logged by MLflow 2.x is imported,
+// served once with the seed's example prompt, and its export read back by 2.x. The transformers
+// llm/v1/chat models are the committed fixtures scripts/interop/make_chat_fixture.py built with
+// MLflow 3.17.2 and 2.22.5 (they hold no weights, so they are not served here), each read back by
+// the MLflow that wrote it. Skipped when a venv is missing (npm run test:interop creates them).
 import { expect, test, type Page } from '@playwright/test';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -18,10 +20,13 @@ import { diffFiles, readZip } from './support/model-zips.ts';
 import { exportVersion, importThroughUi } from './support/models-ui.ts';
 import { fileUri, readTree, removeTempDirs, tempDir } from '../interop/support/python.ts';
 
-const python =
-  process.env.TABFLOW_PY_MLFLOW3 ||
-  resolve(process.platform === 'win32' ? '.venv/Scripts/python.exe' : '.venv/bin/python');
+const venvPython = (venv: string) =>
+  resolve(process.platform === 'win32' ? `${venv}/Scripts/python.exe` : `${venv}/bin/python`);
+const python = process.env.TABFLOW_PY_MLFLOW3 || venvPython('.venv');
 const available = existsSync(python);
+/** MLflow 2.x (one late version), for the wrapper as 2.x users logged it. */
+const python2 = process.env.TABFLOW_PY_MLFLOW2 || venvPython('.venv-mlflow2');
+const available2 = existsSync(python2);
 const scripts = resolve('scripts', 'interop');
 const CHAT_FIXTURE = resolve('tests', 'fixtures', 'mlflow', 'transformers-chat');
 
@@ -52,8 +57,8 @@ interface Signature {
 test.use({ serviceWorkers: 'block' });
 test.describe.configure({ timeout: 240_000 });
 
-function py<T>(args: string[], cwd: string): T {
-  const r = spawnSync(python, args, {
+function py<T>(args: string[], cwd: string, interpreter = python): T {
+  const r = spawnSync(interpreter, args, {
     cwd,
     env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' },
     encoding: 'utf8',
@@ -64,9 +69,9 @@ function py<T>(args: string[], cwd: string): T {
 }
 
 /** The same as `py`, without blocking: Python's start-up overlaps the browser's work. */
-function pyAsync<T>(args: string[], cwd: string): Promise<T> {
+function pyAsync<T>(args: string[], cwd: string, interpreter = python): Promise<T> {
   return new Promise((ok, fail) => {
-    const child = spawn(python, args, {
+    const child = spawn(interpreter, args, {
       cwd,
       env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -152,6 +157,66 @@ async function expectSignature(page: Page, signature: Signature): Promise<void> 
   }
 }
 
+const ARTIFACT_DIR = join('artifacts', 'cpu-int4-rtn-block-32-acc-level-4');
+
+/** Loads the version page's model in the Playground on WASM (from its version page). */
+async function serveOnWasm(page: Page, name: string): Promise<void> {
+  await page.getByRole('link', { name: 'Serve in Playground' }).click();
+  await expect(page.getByTestId('model-select')).toContainText(`${name} · v1 · prompt`);
+  await page.getByTestId('backend-select').selectOption('wasm');
+  await page.getByTestId('load-model').click();
+  await expect(page.getByTestId('backend-info')).toContainText('genai layout', {
+    timeout: 90_000,
+  });
+}
+
+/**
+ * Sends the n-th prompt of this page's Playground session with the wrapper's defaults (greedy,
+ * max_length 300) and checks the answer against Python's `expected` text. True when the text is
+ * the same; otherwise the answer is judged under onnxruntime-genai's own logits, teacher-forced
+ * along it: the CPU decoder rounds activations to int8 as native's accuracy level 4 does, but
+ * sums in another order, so on this random-weight model a near-tie can go the other way; every
+ * other token must be native's argmax, and that choice within a rounding's distance of it.
+ */
+async function askInPlayground(
+  page: Page,
+  n: number,
+  prompt: string,
+  expected: string,
+  artifactDir: string,
+): Promise<boolean> {
+  await page.getByTestId('prompt-editor').fill(prompt);
+  await page.getByTestId('send').click();
+  const answer = page.getByTestId('message-assistant').nth(n);
+  await expect(answer.getByTestId('answer-stats')).toContainText('completion tokens', {
+    timeout: 120_000,
+  });
+  await answer.getByRole('button', { name: 'View raw JSON' }).click();
+  const raw = JSON.parse(await answer.getByTestId('raw-json').innerText()) as {
+    request: { inputs: { prompt: string[] }; params: Record<string, number> };
+    response: string;
+  };
+  expect(raw.request.inputs).toEqual({ prompt: [prompt] });
+  expect(raw.request.params).toMatchObject({ max_length: 300, temperature: 0 });
+  expect(raw.response.length, `prompt ${n} answered`).toBeGreaterThan(0);
+  if (raw.response === expected) return true;
+  const stats = await answer.getByTestId('answer-stats').innerText();
+  const tokens = Number(/(\d+) completion tokens/.exec(stats)?.[1]);
+  const textFile = join(dir, `app-answer-${test.info().testId}-${n}.txt`);
+  writeFileSync(textFile, raw.response);
+  const judged = py<Judged>(
+    [join(scripts, 'seed_models.py'), 'judge-text', artifactDir, prompt, textFile],
+    dir,
+  );
+  const why = `prompt ${n}: ${JSON.stringify(judged)}`;
+  test.info().annotations.push({ type: 'near-tie', description: why });
+  expect(judged.consumed, why).toBe(true);
+  expect(judged.steps, why).toBe(tokens);
+  expect(judged.near_ties, why).toBeLessThanOrEqual(MAX_NEAR_TIES);
+  expect(judged.max_rel_gap, why).toBeLessThanOrEqual(NEAR_TIE);
+  return false;
+}
+
 let dir = '';
 
 test.beforeAll(() => {
@@ -202,78 +267,107 @@ test('the custom pyfunc wrapper MLflow logged: imported, its signature shown, se
 
   // Served in the Playground from the model page, with the wrapper's defaults (greedy,
   // max_length 300): each prompt answers with the text Python's predict gave.
-  await page.getByRole('link', { name: 'Serve in Playground' }).click();
-  await expect(page.getByTestId('model-select')).toContainText('seed-wrapper · v1 · prompt');
-  await page.getByTestId('backend-select').selectOption('wasm');
-  await page.getByTestId('load-model').click();
-  await expect(page.getByTestId('backend-info')).toContainText('genai layout', {
-    timeout: 90_000,
-  });
+  await serveOnWasm(page, 'seed-wrapper');
   expect(predictions.every((p) => p.length > 0)).toBe(true);
-  const answers = page.getByTestId('message-assistant');
-  const artifactDir = join(modelDir, 'artifacts', 'cpu-int4-rtn-block-32-acc-level-4');
+  const artifactDir = join(modelDir, ARTIFACT_DIR);
   let exact = 0;
   for (const [n, prompt] of PROMPTS.entries()) {
-    await page.getByTestId('prompt-editor').fill(prompt);
-    await page.getByTestId('send').click();
-    const answer = answers.nth(n);
-    await expect(answer.getByTestId('answer-stats')).toContainText('completion tokens', {
-      timeout: 120_000,
-    });
-    await answer.getByRole('button', { name: 'View raw JSON' }).click();
-    const raw = JSON.parse(await answer.getByTestId('raw-json').innerText()) as {
-      request: { inputs: { prompt: string[] }; params: Record<string, number> };
-      response: string;
-    };
-    expect(raw.request.inputs).toEqual({ prompt: [prompt] });
-    expect(raw.request.params).toMatchObject({ max_length: 300, temperature: 0 });
-    expect(raw.response.length, `prompt ${n} answered`).toBeGreaterThan(0);
-    const stats = await answer.getByTestId('answer-stats').innerText();
-    const tokens = Number(/(\d+) completion tokens/.exec(stats)?.[1]);
-    if (raw.response === predictions[n]) {
-      exact++;
-      continue;
-    }
-    // Different text: judge the app's answer under onnxruntime-genai's own logits, teacher-forced
-    // along it. The CPU decoder rounds activations to int8 as native's accuracy level 4 does, but
-    // sums in another order, so on this random-weight model a near-tie can go the other way; every
-    // other token must be native's argmax, and that choice within a rounding's distance of it.
-    const textFile = join(dir, `app-answer-${n}.txt`);
-    writeFileSync(textFile, raw.response);
-    const judged = py<Judged>(
-      [join(scripts, 'seed_models.py'), 'judge-text', artifactDir, prompt, textFile],
-      dir,
-    );
-    const why = `prompt ${n}: ${JSON.stringify(judged)}`;
-    test.info().annotations.push({ type: 'near-tie', description: why });
-    expect(judged.consumed, why).toBe(true);
-    expect(judged.steps, why).toBe(tokens);
-    expect(judged.near_ties, why).toBeLessThanOrEqual(MAX_NEAR_TIES);
-    expect(judged.max_rel_gap, why).toBeLessThanOrEqual(NEAR_TIE);
+    if (await askInPlayground(page, n, prompt, predictions[n]!, artifactDir)) exact++;
   }
   // The seed's own example prompt gives Python's text exactly; the judge is not all that passes.
   expect(exact).toBeGreaterThan(0);
   expect(await back, 'what Python loads from the exported zip').toEqual(original);
 });
 
-test('the transformers llm/v1/chat model MLflow saved: imported, its signature shown, exported for Model.load', async ({
+test('the custom pyfunc wrapper MLflow 2.x logged: imported, its signature shown, served once with the text 2.x predict gives on the export', async ({
   page,
 }) => {
-  test.skip(!available, 'no MLflow venv');
-  const inspected = pyAsync<{ signature: Signature; flavors: Record<string, unknown> }>(
-    [join(scripts, 'inspect_mlmodel.py'), CHAT_FIXTURE],
+  test.skip(!available2, 'no MLflow 2.x venv (.venv-mlflow2): run npm run test:interop once');
+  const tiny = await ensureTinyPhi3();
+  // Logged by 2.x; Model.load and pyfunc.load_model's view from the same interpreter.
+  const logged = py<{
+    model_dir: string;
+    inspect: { signature: Signature; input_names: string[]; mlflow_version: string };
+  }>(
+    [
+      join(scripts, 'seed_models.py'),
+      'log-pyfunc-inspect',
+      fileUri(join(dir, 'mlruns-2x')),
+      tiny.genai,
+      join(dir, 'logged-2x'),
+    ],
     dir,
+    python2,
   );
-  const zipPath = join(dir, 'zips', 'transformers-chat.zip');
-  const files = zipFolder(CHAT_FIXTURE, zipPath);
-  await importThroughUi(page, { zip: zipPath }, 'seed-chat', '1');
-  const original = await inspected;
-  expect(Object.keys(original.flavors).sort()).toEqual(['python_function', 'transformers']);
-  await expectSignature(page, original.signature);
-  await expect(page.getByTestId('mlmodel-summary')).toContainText('llm/v1/chat');
+  const original = logged.inspect;
+  expect(original.mlflow_version).toMatch(/^2\./);
+  expect(original.input_names).toEqual(['prompt']);
 
-  const exported = await exportVersion(page, 'seed-chat-v1.zip');
+  const zipPath = join(dir, 'zips', 'phi3-mlflow2-model.zip');
+  const files = zipFolder(logged.model_dir, zipPath);
+  await importThroughUi(page, { zip: zipPath }, 'seed-wrapper-2x', '1');
+  await expectSignature(page, original.signature);
+  await expect(page.getByTestId('mlmodel-summary')).toContainText('python_function');
+
+  // The export, read by 2.x's Model.load and pyfunc.load_model, which also answers the seed's
+  // example prompt on it (while the browser loads the model).
+  const exported = await exportVersion(page, 'seed-wrapper-2x-v1.zip');
   expect(diffFiles(files, readZip(exported))).toEqual([]);
-  const back = py<unknown>([join(scripts, 'inspect_mlmodel.py'), resolve(exported)], dir);
-  expect(back).toEqual(original);
+  const back = pyAsync<{ inspect: unknown; predictions: string[] }>(
+    [join(scripts, 'seed_models.py'), 'inspect-predict', resolve(exported), PROMPTS[0]!],
+    dir,
+    python2,
+  );
+
+  await serveOnWasm(page, 'seed-wrapper-2x');
+  const { inspect: reloaded, predictions } = await back;
+  expect(reloaded, 'what 2.x loads from the exported zip').toEqual(original);
+  expect(predictions[0]!.length).toBeGreaterThan(0);
+  await askInPlayground(
+    page,
+    0,
+    PROMPTS[0]!,
+    predictions[0]!,
+    join(logged.model_dir, ARTIFACT_DIR),
+  );
 });
+
+// The committed chat fixtures: the one MLflow 3.x saved, and the one 2.x saved with the same script.
+const CHAT_FIXTURES = [
+  { version: '3.x', folder: CHAT_FIXTURE, interpreter: python, ok: available },
+  {
+    version: '2.x',
+    folder: resolve('tests', 'fixtures', 'mlflow', 'transformers-chat-mlflow2'),
+    interpreter: python2,
+    ok: available2,
+  },
+];
+
+for (const { version, folder, interpreter, ok } of CHAT_FIXTURES) {
+  test(`the transformers llm/v1/chat model MLflow ${version} saved: imported, its signature shown, exported for its Model.load`, async ({
+    page,
+  }) => {
+    test.skip(!ok, `no MLflow ${version} venv`);
+    const inspected = pyAsync<{ signature: Signature; flavors: Record<string, unknown> }>(
+      [join(scripts, 'inspect_mlmodel.py'), folder],
+      dir,
+      interpreter,
+    );
+    const zipPath = join(dir, 'zips', `${basename(folder)}.zip`);
+    const files = zipFolder(folder, zipPath);
+    await importThroughUi(page, { zip: zipPath }, 'seed-chat', '1');
+    const original = await inspected;
+    expect(Object.keys(original.flavors).sort()).toEqual(['python_function', 'transformers']);
+    await expectSignature(page, original.signature);
+    await expect(page.getByTestId('mlmodel-summary')).toContainText('llm/v1/chat');
+
+    const exported = await exportVersion(page, `${basename(folder)}-v1.zip`);
+    expect(diffFiles(files, readZip(exported))).toEqual([]);
+    const back = py<unknown>(
+      [join(scripts, 'inspect_mlmodel.py'), resolve(exported)],
+      dir,
+      interpreter,
+    );
+    expect(back).toEqual(original);
+  });
+}
