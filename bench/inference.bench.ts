@@ -22,12 +22,12 @@
  * short prompt and a few decode steps. --tiny runs everything on the tiny test model in seconds.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import type { Browser, Page } from '@playwright/test';
+import type { BrowserContext, Page } from '@playwright/test';
 import { generatePhi3 } from '../scripts/make-tiny-phi3.ts';
 import { TextTokenizer } from '../src/lib/inference/tokenizer.ts';
 import type { CompleteMessage } from '../src/lib/inference/protocol.ts';
@@ -210,25 +210,30 @@ async function main() {
   const dist = await buildHarness();
   const server = await serveHarness(dist, { model: dir });
   const { chromium } = await import('@playwright/test');
-  const browser: Browser = await chromium.launch({
-    executablePath: findChromium(),
-    // measureUserAgentSpecificMemory otherwise waits for the next natural GC (up to ~20 s).
-    args: [...CHROMIUM_ARGS, '--enable-blink-features=ForceEagerMeasureMemory'],
-  });
-  // Playwright starts Chromium as a child of this process: its processes are our descendants.
-  const browserPss = () => treePss(process.pid, true);
-  try {
-    const page: Page = await browser.newPage();
+  // A profile on disk: the weights are written in one browser session and served in the next.
+  // Chromium 156 here cannot read back multi-GB Blob values in the session that wrote them
+  // (NotReadableError on later chunks; see docs/PERFORMANCE.md); after a restart they read fine,
+  // which is also how a user meets a downloaded model on a later visit.
+  const profile = mkdtempSync(join(tmpdir(), 'inference-bench-profile-'));
+  const openBrowser = async (): Promise<{ ctx: BrowserContext; page: Page }> => {
+    const ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: findChromium(),
+      // measureUserAgentSpecificMemory otherwise waits for the next natural GC (up to ~20 s).
+      args: [...CHROMIUM_ARGS, '--enable-blink-features=ForceEagerMeasureMemory'],
+    });
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
     page.on('pageerror', (e) => log(`page error: ${e.message}`));
     page.on('console', (m) => {
       if (m.type() === 'error') log(`  console error: ${m.text().slice(0, 400)}`);
     });
     await page.goto(server.url);
     await page.waitForFunction(() => '__harness' in window);
-    const isolated = await page.evaluate(() => window.__harness.isolated());
-    const adapter = await page.evaluate(() => window.__harness.adapter());
-    log(`Chromium ${browser.version()}, cross-origin isolated: ${isolated}`);
-
+    return { ctx, page };
+  };
+  // Playwright starts Chromium as a child of this process: its processes are our descendants.
+  const browserPss = () => treePss(process.pid, true);
+  let { ctx, page } = await openBrowser();
+  try {
     // Weights into IndexedDB through the app's blob store (64 MiB chunks).
     const stored = await page.evaluate(
       ({ base, names }) => window.__harness.storeModel('tabflow-bench', base, names),
@@ -236,6 +241,13 @@ async function main() {
     );
     log(
       `Stored in IndexedDB: ${mib(stored.bytes)} in ${secs(stored.ms)} (${((stored.bytes / MiB) * 1000) / stored.ms > 0 ? (((stored.bytes / MiB) * 1000) / stored.ms).toFixed(0) : '?'} MiB/s)`,
+    );
+    await ctx.close();
+    ({ ctx, page } = await openBrowser());
+    const isolated = await page.evaluate(() => window.__harness.isolated());
+    const adapter = await page.evaluate(() => window.__harness.adapter());
+    log(
+      `Chromium ${ctx.browser()?.version() ?? '(persistent profile)'}, cross-origin isolated: ${isolated}, browser restarted after the write`,
     );
 
     const loadOnce = async (
@@ -329,7 +341,7 @@ async function main() {
     }
 
     // Native, same threads, after the browser has let go of its memory.
-    await browser.close();
+    await ctx.close();
     const nat = await native(dir, prompt.ids, DECODE + 1, threads);
 
     // ---- report ----
@@ -447,7 +459,8 @@ async function main() {
     log(`  after unload: ${mib(idleAfter)}`);
     log(`  onnxruntime-node process RSS peak: ${mib(nat.peakRss)}`);
   } finally {
-    if (browser.isConnected()) await browser.close();
+    await ctx.close().catch(() => undefined);
+    rmSync(profile, { recursive: true, force: true });
     await server.close();
     removeHarness(dist);
   }
