@@ -12,12 +12,14 @@ import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
   readdirSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from '@playwright/test';
@@ -196,7 +198,14 @@ console.log(
 
 const dist = await buildWllamaHarness(OUT || undefined);
 const server = await serveHarness(dist, { gguf: ggufDir });
-const browser = await chromium.launch({ executablePath: findChromium(), args: CHROMIUM_ARGS });
+// A persistent profile: in a default (incognito-like) context Chromium keeps blobs in memory only
+// and refuses a fetch once they pass ~2 GiB (the fifth 512 MB split failed with "Failed to
+// fetch"); with a profile it spills them to disk, as a normal browser window does.
+const profile = mkdtempSync(join(tmpdir(), 'wllama-profile-'));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: findChromium(),
+  args: CHROMIUM_ARGS,
+});
 const memory = sampleTree(process.pid, true, 500);
 let failed = false;
 try {
@@ -257,6 +266,7 @@ try {
 } finally {
   await browser.close();
   await server.close();
+  rmSync(profile, { recursive: true, force: true });
   if (!OUT) rmSync(dist, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

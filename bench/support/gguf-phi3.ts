@@ -1,7 +1,7 @@
 // The project's Phi-3 int4 ONNX (either layout) as a GGUF for llama.cpp's `phi3` architecture, so
 // that wllama (llama.cpp in wasm) can be measured on exactly the same weights. The graph is
 // recognised by the CPU decoder's own walker; the int4 blocks are repacked, not requantised.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DataType, parseOnnx, type OnnxTensor } from '../../src/lib/inference/cpu/onnx-graph.ts';
 import { recognisePhi3, type Q4Weight } from '../../src/lib/inference/cpu/phi3-graph.ts';
@@ -46,6 +46,7 @@ export function phi3TokenizerMetadata(
   vocabSize: number,
   ids: { bos: number; eos: number; pad: number; unk: number },
   file = 'tokenizer.json',
+  add: { bos: boolean; eos: boolean } = { bos: false, eos: false },
 ): Map<string, GgufValue> {
   let tj: TokenizerJson;
   try {
@@ -95,8 +96,8 @@ export function phi3TokenizerMetadata(
     ['tokenizer.ggml.eos_token_id', u32(ids.eos)],
     ['tokenizer.ggml.unknown_token_id', u32(ids.unk)],
     ['tokenizer.ggml.padding_token_id', u32(ids.pad)],
-    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: false }],
-    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }],
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: add.bos }],
+    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: add.eos }],
   ]);
 }
 
@@ -230,13 +231,27 @@ export function planPhi3Gguf(folder: string, name = 'phi3'): Phi3GgufPlan {
     [`${arch}.rope.dimension_count`, u32(g.rotaryDim)],
     [`${arch}.rope.freq_base`, f32(base)],
   ]);
+  // Whether a prompt starts with <s> is tokenizer_config.json's call (the fixtures differ).
+  const tcFile = join(folder, 'tokenizer_config.json');
+  const tc = existsSync(tcFile)
+    ? (JSON.parse(readFileSync(tcFile, 'utf8')) as {
+        add_bos_token?: boolean;
+        add_eos_token?: boolean;
+      })
+    : {};
   const tokenizerFile = join(folder, 'tokenizer.json');
-  for (const [k, v] of phi3TokenizerMetadata(readFileSync(tokenizerFile, 'utf8'), g.vocab, {
-    bos: cfg.model?.bos_token_id ?? 1,
-    eos: eos ?? 32000,
-    pad: cfg.model?.pad_token_id ?? eos ?? 32000,
-    unk: 0,
-  }))
+  for (const [k, v] of phi3TokenizerMetadata(
+    readFileSync(tokenizerFile, 'utf8'),
+    g.vocab,
+    {
+      bos: cfg.model?.bos_token_id ?? 1,
+      eos: eos ?? 32000,
+      pad: cfg.model?.pad_token_id ?? eos ?? 32000,
+      unk: 0,
+    },
+    tokenizerFile,
+    { bos: tc.add_bos_token === true, eos: tc.add_eos_token === true },
+  ))
     metadata.set(k, v);
 
   const q4 =

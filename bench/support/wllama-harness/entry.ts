@@ -71,9 +71,13 @@ window.__wllama = {
     const t = performance.now();
     const blobs: Blob[] = [];
     for (const url of opts.urls) {
-      const r = await fetch(url);
-      if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-      blobs.push(await r.blob());
+      try {
+        const r = await fetch(url);
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        blobs.push(await r.blob());
+      } catch (e) {
+        throw new Error(`${url}: ${(e as Error).message} after ${blobs.length} file(s)`);
+      }
     }
     wllama = new Wllama({ default: wasmUrl }, { suppressNativeLog: false });
     await wllama.loadModel(blobs, {
