@@ -66,7 +66,7 @@ export interface CpuEngineOptions {
   /**
    * The KV cache's element type. `auto` (default): fp32 when the context asked for (the model's,
    * or maxContext) fits wasm32's 4 GiB that way, else fp16, which holds twice the tokens (the
-   * full-size Phi-3-mini: 2483 tokens in fp32, its whole 4096 in fp16).
+   * full-size Phi-3-mini: about 2480 tokens in fp32, its whole 4096 in fp16).
    */
   kvCache?: KvCacheType | 'auto';
   /** Web layout weight file; default q4 (fp32 scales) when present, else q4f16. */
