@@ -1,6 +1,9 @@
 // Page side of the wllama harness (built by build.ts, driven by Playwright from the wllama bench
 // and browser test): loads a GGUF (one file or its splits) into wllama from the harness server
-// and runs greedy completions from token ids, timing the first token and each streamed one.
+// and runs greedy completions of a text prompt, timing the first token and each streamed one.
+// wllama 3 speaks llama.cpp's server API, whose prompt must be text here (an array of ids is
+// refused), so callers pick prompts that llama.cpp and the app's tokenizer split alike and check
+// the reported prompt length.
 import { Wllama } from '@wllama/wllama';
 import wasmUrl from '@wllama/wllama/esm/wasm/wllama.wasm?url';
 
@@ -17,8 +20,6 @@ export interface WllamaLoaded {
   threads: number;
   crossOriginIsolated: boolean;
   libllama: string;
-  /** Peak of the wasm heap reported by the page (bytes), where the browser reports it. */
-  jsHeapBytes: number | null;
 }
 
 export interface WllamaRun {
@@ -44,7 +45,7 @@ export interface WllamaRun {
 
 export interface WllamaHarness {
   load(opts: WllamaLoadOptions): Promise<WllamaLoaded>;
-  /** Greedy decoding of `maxTokens` tokens after the prompt ids, end-of-generation ignored. */
+  /** Greedy decoding of `maxTokens` tokens after the prompt, end-of-generation ignored. */
   greedy(prompt: string, maxTokens: number): Promise<WllamaRun>;
   exit(): Promise<void>;
 }
@@ -87,14 +88,12 @@ window.__wllama = {
       n_gpu_layers: 0,
       warmup: true,
     });
-    const memory = (performance as unknown as { memory?: { usedJSHeapSize: number } }).memory;
     return {
       loadMs: performance.now() - t,
       multiThread: wllama.isMultithread(),
       threads: wllama.getNumThreads(),
       crossOriginIsolated: self.crossOriginIsolated,
       libllama: Wllama.getLibllamaVersion(),
-      jsHeapBytes: memory?.usedJSHeapSize ?? null,
     };
   },
 
@@ -118,6 +117,7 @@ window.__wllama = {
       cache_prompt: false,
       stream: true,
       onData: (chunk: unknown) => {
+        // Each token arrives with its log-probability entry, which carries its id.
         const c = chunk as StreamChunk & { usage?: { prompt_tokens?: number } };
         const choice = c.choices?.[0];
         if (choice?.text) text += choice.text;
