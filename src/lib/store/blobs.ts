@@ -6,10 +6,15 @@ import type { AnyDB } from './db.ts';
  * list runs or models only hold a file id, never the bytes.
  *
  * Measured in Chromium (2 GiB in a worker): 64 MiB Blob chunks, 8 per transaction, write at
- * 420-470 MB/s; 4 MiB chunks manage ~175 MB/s. Hence the defaults.
+ * 420-470 MB/s; 4 MiB chunks manage ~175 MB/s. Hence 64 MiB chunks. Four per transaction, not
+ * eight: 8 x 64 MiB Blobs put at once from the page were refused (`DataError: Failed to write
+ * blobs (InvalidBlob)`) in Chromium 156, every time in a fresh profile, while 4 went through at
+ * the same speed on the loaded test machine (docs/PERFORMANCE.md, storage section).
  */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
-const CHUNKS_PER_TX = 8;
+const CHUNKS_PER_TX = 4;
+/** Tries of one transaction that Chromium refused with `InvalidBlob` (it passes on a retry). */
+const INVALID_BLOB_TRIES = 3;
 
 export interface BlobFileRecord {
   id: string;
@@ -63,6 +68,10 @@ async function fromStored(v: unknown): Promise<Uint8Array> {
   if (v instanceof Blob) return new Uint8Array(await v.arrayBuffer());
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
   throw new Error('Corrupt blob chunk: unexpected stored value');
+}
+
+function isInvalidBlobError(e: unknown): boolean {
+  return e instanceof Error && e.name === 'DataError' && /InvalidBlob|write blobs/i.test(e.message);
 }
 
 function isQuotaError(e: unknown): boolean {
@@ -143,6 +152,21 @@ export async function writeBlob(
   let pending: Uint8Array[] = [];
   const flush = async () => {
     if (pending.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await writeBatch(pending);
+        break;
+      } catch (e) {
+        // Chromium sometimes refuses a transaction's Blobs (`InvalidBlob`, seen on the first
+        // large write of a profile and when 512 MiB were put at once); nothing of it committed,
+        // and new Blobs of the same bytes go through.
+        if (attempt >= INVALID_BLOB_TRIES || !isInvalidBlobError(e)) throw e;
+      }
+    }
+    pending = [];
+    opts.onProgress?.(record.size);
+  };
+  const writeBatch = async (batch: Uint8Array[]) => {
     const tx = db.transaction('blobChunks', 'readwrite');
     const store = tx.objectStore('blobChunks');
     // Every request's promise is awaited with the transaction: when one fails (quota) the
@@ -153,7 +177,7 @@ export async function writeBlob(
     let size = record.size;
     let thrown: { error: unknown } | null = null;
     try {
-      for (const c of pending) {
+      for (const c of batch) {
         requests.push(store.put(toStored(c), [id, count]));
         count++;
         size += c.length;
@@ -167,7 +191,6 @@ export async function writeBlob(
         // already finished or aborting
       }
     }
-    pending = [];
     const settled = await Promise.allSettled([...requests, tx.done]);
     const failures = settled
       .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
@@ -181,7 +204,6 @@ export async function writeBlob(
     if (failures.length > 0) throw failures[0];
     record.chunkCount = count;
     record.size = size;
-    opts.onProgress?.(record.size);
   };
   try {
     for await (const chunk of rechunk(it, chunkSize)) {
@@ -228,6 +250,50 @@ export async function readBlob(db: AnyDB, id: string): Promise<Blob> {
     parts.push(v instanceof Blob ? v : ((await fromStored(v)) as BlobPart));
   }
   return new Blob(parts, { type: rec.type });
+}
+
+/**
+ * Bytes [start, end) of a stored file, read from the chunks that hold them (never the whole
+ * file): for consumers that want a range without building the whole-file Blob of `readBlob`.
+ */
+export async function readBlobRange(
+  db: AnyDB,
+  id: string,
+  start: number,
+  end: number,
+): Promise<Uint8Array> {
+  const rec = await getBlobRecord(db, id);
+  if (!rec) throw new Error(`No stored file with id ${id}`);
+  if (!rec.complete) throw new Error(`Stored file ${id} is incomplete (an interrupted write)`);
+  if (
+    !Number.isInteger(start) ||
+    !Number.isInteger(end) ||
+    start < 0 ||
+    end > rec.size ||
+    end < start
+  ) {
+    throw new RangeError(
+      `Stored file ${id}: range ${start}-${end} is outside its ${rec.size} bytes`,
+    );
+  }
+  const out = new Uint8Array(end - start);
+  for (let i = Math.floor(start / rec.chunkSize); i < rec.chunkCount; i++) {
+    const chunkStart = i * rec.chunkSize;
+    if (chunkStart >= end) break;
+    const v = await db.get('blobChunks', [id, i]);
+    if (v === undefined) throw new Error(`Stored file ${id} is missing chunk ${i}`);
+    const from = Math.max(start, chunkStart) - chunkStart;
+    const to = Math.min(end, chunkStart + rec.chunkSize) - chunkStart;
+    const piece =
+      v instanceof Blob
+        ? new Uint8Array(await v.slice(from, to).arrayBuffer())
+        : (await fromStored(v)).subarray(from, to);
+    if (piece.length !== to - from) {
+      throw new Error(`Stored file ${id}: chunk ${i} is shorter than its recorded size`);
+    }
+    out.set(piece, chunkStart + from - start);
+  }
+  return out;
 }
 
 export async function readBlobBytes(db: AnyDB, id: string): Promise<Uint8Array> {
