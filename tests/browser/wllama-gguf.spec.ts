@@ -78,6 +78,13 @@ test('wllama decodes the tiny Phi-3 GGUF like onnxruntime-node decodes the ONNX'
     return l[native.ids[i]!]! - max - Math.log(sum);
   });
 
+  // wllama ships its wasm in the package; nothing may come from anywhere but the test server.
+  const elsewhere: string[] = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (!['127.0.0.1', ''].includes(u.hostname) && !['blob:', 'data:'].includes(u.protocol))
+      elsewhere.push(r.url());
+  });
   await page.goto(server.url);
   await page.waitForFunction(() => '__wllama' in window);
   const { loaded, run } = await page.evaluate(
@@ -89,6 +96,7 @@ test('wllama decodes the tiny Phi-3 GGUF like onnxruntime-node decodes the ONNX'
     },
     { urls: files.map((f) => `${server.modelUrl('gguf')}${f}`), prompt: PROMPT, steps: STEPS },
   );
+  expect(elsewhere).toEqual([]);
   expect(loaded.crossOriginIsolated).toBe(true);
   expect(loaded.multiThread).toBe(true);
   expect(run.promptTokens).toBe(promptIds.length);
