@@ -83,22 +83,28 @@ function refusingBlobs(db: AnyDB, fails: number): { db: AnyDB; refused: () => nu
 }
 
 describe('writeBlob and Chromium refusing a transaction of Blobs (InvalidBlob)', () => {
-  it('writes the batch again and stores the same bytes', async () => {
+  it('writes the refused chunks again, one per transaction, and stores the same bytes', async () => {
     const base = await fresh();
-    const { db, refused } = refusingBlobs(base, 2);
+    const { db, refused } = refusingBlobs(base, 5);
     const bytes = pattern(5000);
-    const rec = await writeBlob(db, 'f', bytes, { chunkSize: 1000 });
-    expect(refused()).toBe(2);
+    const retries: number[] = [];
+    const rec = await writeBlob(db, 'f', bytes, {
+      chunkSize: 1000,
+      retryPauseMs: 1,
+      onRetry: (_, n) => retries.push(n),
+    });
+    expect(refused()).toBe(5);
+    expect(retries).toEqual([1, 2, 3, 4, 5]);
     expect(rec).toMatchObject({ size: 5000, chunkCount: 5, complete: true });
     expect(await readBlobBytes(base, 'f')).toEqual(bytes);
   });
 
-  it('gives up after three refusals and leaves nothing behind', async () => {
+  it('fails on the sixth refusal and leaves nothing behind', async () => {
     const base = await fresh();
-    const { db } = refusingBlobs(base, 3);
-    await expect(writeBlob(db, 'f', pattern(5000), { chunkSize: 1000 })).rejects.toThrow(
-      /InvalidBlob/,
-    );
+    const { db } = refusingBlobs(base, 6);
+    await expect(
+      writeBlob(db, 'f', pattern(5000), { chunkSize: 1000, retryPauseMs: 1 }),
+    ).rejects.toThrow(/InvalidBlob/);
     expect(await getBlobRecord(base, 'f')).toBeUndefined();
     expect(await base.count('blobChunks')).toBe(0);
   });

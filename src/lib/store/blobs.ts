@@ -13,8 +13,11 @@ import type { AnyDB } from './db.ts';
  */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
 const CHUNKS_PER_TX = 4;
-/** Tries of one transaction that Chromium refused with `InvalidBlob` (it passes on a retry). */
-const INVALID_BLOB_TRIES = 3;
+/** Refusals (`InvalidBlob`) one batch of chunks tolerates; the next one fails the write. */
+const INVALID_BLOB_REFUSALS = 5;
+/** Wait before writing refused chunks again (times the refusals so far): Chromium frees the refused Blobs meanwhile. */
+const RETRY_PAUSE_MS = 250;
+const pause = (ms: number) => new Promise<void>((ok) => setTimeout(ok, ms));
 
 export interface BlobFileRecord {
   id: string;
@@ -70,6 +73,43 @@ async function fromStored(v: unknown): Promise<Uint8Array> {
   throw new Error('Corrupt blob chunk: unexpected stored value');
 }
 
+/**
+ * Thrown when the browser accepted a file's chunks but cannot read them back: Chromium keeps
+ * Blob data in memory (about 2 GiB here) in a private window (no disk), and Blob values past
+ * that limit are lost while the write itself succeeds.
+ */
+export class StoredDataUnreadableError extends Error {
+  override name = 'StoredDataUnreadableError';
+  constructor(
+    readonly fileId: string,
+    readonly chunkIndex: number,
+    cause: unknown,
+  ) {
+    super(
+      `The browser stored the file but cannot read it back (chunk ${chunkIndex}: ${cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)}). ` +
+        'A private window keeps stored data in memory, about 2 GB at most: use a normal window for large models.',
+      { cause },
+    );
+  }
+}
+
+/**
+ * Reads the last chunk of a file just written. Past Chromium's in-memory Blob limit in a private
+ * window every later chunk is unreadable while the write reported success (measured: 3 GiB in
+ * an off-the-record context, every chunk past 2 GiB); the last chunk is one of them, so the
+ * write fails now instead of the model load later. One chunk: ~0.1 s on a multi-GB file.
+ */
+async function checkLastChunkReadable(db: AnyDB, id: string, chunkCount: number): Promise<void> {
+  if (chunkCount === 0) return;
+  const v = (await db.get('blobChunks', [id, chunkCount - 1])) as unknown;
+  if (!(v instanceof Blob)) return;
+  try {
+    await v.arrayBuffer();
+  } catch (e) {
+    throw new StoredDataUnreadableError(id, chunkCount - 1, e);
+  }
+}
+
 function isInvalidBlobError(e: unknown): boolean {
   return e instanceof Error && e.name === 'DataError' && /InvalidBlob|write blobs/i.test(e.message);
 }
@@ -120,10 +160,14 @@ export interface WriteBlobOptions {
   /** Size if known up front: used only for the quota message. */
   expectedSize?: number;
   /**
-   * Chunks held before they are written in one transaction (default 8, the fastest). A stream
+   * Chunks held before they are written in one transaction (default 4; see CHUNKS_PER_TX). A stream
    * from the network passes 1 so that at most one chunk is in memory while it is stored.
    */
   chunksPerTransaction?: number;
+  /** Called when Chromium refused a transaction (`InvalidBlob`) and its chunks are written again. */
+  onRetry?: (error: unknown, refusals: number) => void;
+  /** Pause before the first retry of refused chunks, in ms (default 250; grows with each refusal). */
+  retryPauseMs?: number;
 }
 
 /**
@@ -152,15 +196,28 @@ export async function writeBlob(
   let pending: Uint8Array[] = [];
   const flush = async () => {
     if (pending.length === 0) return;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await writeBatch(pending);
-        break;
-      } catch (e) {
-        // Chromium sometimes refuses a transaction's Blobs (`InvalidBlob`, seen on the first
-        // large write of a profile and when 512 MiB were put at once); nothing of it committed,
-        // and new Blobs of the same bytes go through.
-        if (attempt >= INVALID_BLOB_TRIES || !isInvalidBlobError(e)) throw e;
+    try {
+      await writeBatch(pending);
+    } catch (e) {
+      // Chromium sometimes refuses a transaction's Blobs (`InvalidBlob`: on the first large
+      // write of a profile, and every time 8 x 64 MiB were put at once from the page). Nothing
+      // of it committed; the same bytes go through in smaller transactions, so they are written
+      // again one chunk per transaction (five refusals in all are tolerated, with a growing pause before each retry).
+      if (!isInvalidBlobError(e)) throw e;
+      let refusals = 1;
+      opts.onRetry?.(e, refusals);
+      await pause(opts.retryPauseMs ?? RETRY_PAUSE_MS);
+      for (const c of pending) {
+        for (;;) {
+          try {
+            await writeBatch([c]);
+            break;
+          } catch (again) {
+            if (++refusals > INVALID_BLOB_REFUSALS || !isInvalidBlobError(again)) throw again;
+            opts.onRetry?.(again, refusals);
+            await pause((opts.retryPauseMs ?? RETRY_PAUSE_MS) * refusals);
+          }
+        }
       }
     }
     pending = [];
@@ -213,6 +270,7 @@ export async function writeBlob(
       if (pending.length >= (opts.chunksPerTransaction ?? CHUNKS_PER_TX)) await flush();
     }
     await flush();
+    await checkLastChunkReadable(db, id, record.chunkCount);
     record.complete = true;
     await db.put('blobFiles', record);
     return { ...record };
