@@ -22,6 +22,8 @@ test('prompt: raw prompt with the tokenizer chat template, greedy answer, logged
   await expect(page.getByTestId('backend-info')).toContainText('(genai layout, int4)', {
     timeout: 60_000,
   });
+  // The CPU decoder serves the genai layout on WASM; the bar names its KV cache type.
+  await expect(page.getByTestId('kv-cache')).toHaveText(/^· KV cache f(16|32), \d+ tokens$/);
   await expect(page.getByRole('tab', { name: 'Prompt' })).toHaveAttribute('aria-selected', 'true');
 
   await page.getByTestId('insert-template').click();

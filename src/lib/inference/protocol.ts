@@ -44,6 +44,8 @@ export interface CpuDecoderInfo {
   contextLength: number;
   /** Bytes of WebAssembly memory the model occupies (weights, KV cache, buffers). */
   wasmBytes: number;
+  /** Element type of the KV cache: `f16` where fp32 would not hold the context (absent from older workers). */
+  kvCache?: 'f32' | 'f16';
 }
 /** Web layout weight variant; `auto` picks q4f16 only where the adapter has `shader-f16`. */
 export type WeightDtype = 'q4' | 'q4f16' | 'auto';

@@ -171,6 +171,7 @@ async function load(req: LoadRequest): Promise<void> {
             relaxedCheck: cpuInfo.relaxed,
             contextLength: cpuInfo.contextCapacity,
             wasmBytes: cpuInfo.wasmBytes,
+            kvCache: cpuInfo.kvCache,
           },
         }
       : {}),
