@@ -184,6 +184,7 @@ function expectCpuDecoder(ready: ReadyMessage, threads: number) {
   // Chromium has relaxed SIMD; the worker ran both builds on a test matmul before choosing it.
   expect(ready.cpu).toMatchObject({ variant: 'relaxed', relaxedCheck: 'verified' });
   expect(ready.cpu!.contextLength).toBeGreaterThan(0);
+  expect(ready.cpu!.kvCache).toMatch(/^f(16|32)$/);
   expect(ready.cpuRefusal).toBeUndefined();
 }
 
