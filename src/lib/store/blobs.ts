@@ -94,19 +94,24 @@ export class StoredDataUnreadableError extends Error {
 }
 
 /**
- * Reads the last chunk of a file just written. Past Chromium's in-memory Blob limit in a private
- * window every later chunk is unreadable while the write reported success (measured: 3 GiB in
- * an off-the-record context, every chunk past 2 GiB); the last chunk is one of them, so the
- * write fails now instead of the model load later. One chunk: ~0.1 s on a multi-GB file.
+ * Reads the last chunk of a file just written, whole, and throws StoredDataUnreadableError if
+ * the browser cannot. Past Chromium's in-memory Blob limit in a private window every later chunk
+ * is unreadable while the write reported success (measured: 3 GiB in an off-the-record context,
+ * the chunks past 2 GiB); the last chunk is one of them, so the write fails at once instead of
+ * the model load later. A 1-byte read of each chunk right after its transaction did not notice.
+ * Files smaller than one chunk are not checked (an extra read per small artifact would slow
+ * imports of thousands of files, and the limit is reached by large files). Costs one chunk read
+ * (~0.1 s) per large file. Exported for writers that store chunks themselves (downloads).
  */
-async function checkLastChunkReadable(db: AnyDB, id: string, chunkCount: number): Promise<void> {
-  if (chunkCount === 0) return;
-  const v = (await db.get('blobChunks', [id, chunkCount - 1])) as unknown;
+export async function checkLastChunkReadable(db: AnyDB, rec: BlobFileRecord): Promise<void> {
+  if (rec.chunkCount === 0 || rec.size < rec.chunkSize) return;
+  const index = rec.chunkCount - 1;
+  const v = (await db.get('blobChunks', [rec.id, index])) as unknown;
   if (!(v instanceof Blob)) return;
   try {
     await v.arrayBuffer();
   } catch (e) {
-    throw new StoredDataUnreadableError(id, chunkCount - 1, e);
+    throw new StoredDataUnreadableError(rec.id, index, e);
   }
 }
 
@@ -270,7 +275,7 @@ export async function writeBlob(
       if (pending.length >= (opts.chunksPerTransaction ?? CHUNKS_PER_TX)) await flush();
     }
     await flush();
-    await checkLastChunkReadable(db, id, record.chunkCount);
+    await checkLastChunkReadable(db, record);
     record.complete = true;
     await db.put('blobFiles', record);
     return { ...record };
