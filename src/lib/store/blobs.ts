@@ -7,9 +7,11 @@ import type { AnyDB } from './db.ts';
  *
  * Measured in Chromium (2 GiB in a worker): 64 MiB Blob chunks, 8 per transaction, write at
  * 420-470 MB/s; 4 MiB chunks manage ~175 MB/s. Hence 64 MiB chunks. Four per transaction, not
- * eight: 8 x 64 MiB Blobs put at once from the page were refused (`DataError: Failed to write
- * blobs (InvalidBlob)`) in Chromium 156, every time in a fresh profile, while 4 went through at
- * the same speed on the loaded test machine (docs/PERFORMANCE.md, storage section).
+ * eight: Chromium 156 refuses transactions of Blobs (`DataError: Failed to write blobs
+ * (InvalidBlob)`) when a fast writer in the page creates Blob data faster than it can move it out
+ * of memory. Writing 3 GiB from the page, 8 per transaction met 4 refusals and a 2.6 GiB peak,
+ * 4 per transaction 2 refusals and a 1.6 GiB peak, at the same speed; the refused chunks are
+ * written again below (docs/PERFORMANCE.md, "Reading weights back in the session that wrote them").
  */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
 const CHUNKS_PER_TX = 4;
