@@ -35,7 +35,12 @@ export async function freePort(): Promise<number> {
   const range = /^(\d+)-(\d+)$/.exec(process.env.TABFLOW_INTEROP_PORTS ?? '');
   if (!range) return tryListen(0);
   const [first, last] = [Number(range[1]), Number(range[2])];
-  for (let port = first; port <= last; port++) {
+  // Test files run in parallel processes that each probe the range: start each process at its own
+  // place in it, so two of them rarely probe the same free port before either binds it.
+  const size = last - first + 1;
+  const offset = (process.pid * 7919) % size;
+  for (let i = 0; i < size; i++) {
+    const port = first + ((offset + i) % size);
     if (claimed.has(port)) continue;
     try {
       await tryListen(port);
