@@ -1,5 +1,10 @@
 import type { AnyDB } from './db.ts';
-import { deleteBlob, StorageQuotaError, type BlobFileRecord } from './blobs.ts';
+import {
+  checkLastChunkReadable,
+  deleteBlob,
+  StorageQuotaError,
+  type BlobFileRecord,
+} from './blobs.ts';
 
 /**
  * Unfinished downloads of model files. A file is written as an ordinary chunked blob (the
@@ -157,7 +162,8 @@ async function putChunkOnce(
       `Chunk ${index} of ${file.path} has ${length} bytes where ${expected} were expected`,
     );
   }
-  void tx.objectStore('blobChunks').put(value, [file.blobId, index]);
+  // Failures of these requests surface through tx.done; their own promises are not awaited.
+  tx.objectStore('blobChunks').put(value, [file.blobId, index]).catch(ignore);
   file.chunksDone = index + 1;
   const size = storedBytes(file);
   const blobRec: BlobFileRecord = {
@@ -169,38 +175,66 @@ async function putChunkOnce(
     complete: size >= file.size,
     createdAt: rec.createdAt,
   };
-  void tx.objectStore('blobFiles').put(blobRec);
+  tx.objectStore('blobFiles').put(blobRec).catch(ignore);
   rec.updatedAt = Date.now();
-  void downloads.put(rec);
+  downloads.put(rec).catch(ignore);
   await tx.done;
   return rec;
 }
 
+const ignore = (): void => undefined;
+
+/** Chromium's InvalidBlob refusals tolerated per chunk before the download fails. */
+const MAX_REFUSALS = 5;
+
 /**
  * Stores the next chunk of file `fileIndex` and counts it, atomically. Returns the updated record.
- * Throws DownloadGoneError when the download was cancelled meanwhile (nothing is written), and
- * StorageQuotaError when the browser refuses the bytes.
+ * Throws DownloadGoneError when the download was cancelled meanwhile (nothing is written),
+ * StorageQuotaError when the browser refuses the bytes, and StoredDataUnreadableError when a
+ * completed file cannot be read back (the chunks stay, so the download can be resumed or discarded).
  */
 export async function storeDownloadChunk(
   db: AnyDB,
   id: string,
   fileIndex: number,
   bytes: Uint8Array,
+  opts: { retryPauseMs?: number } = {},
 ): Promise<DownloadRecord> {
-  const value = inBrowser ? new Blob([bytes as BlobPart]) : bytes;
-  try {
-    return await putChunkOnce(db, id, fileIndex, value, bytes.length);
-  } catch (e) {
-    // Chromium has been seen to fail the first large Blob write of a fresh profile with
-    // "DataError: Failed to write blobs (InvalidBlob)" and succeed on retry.
-    if (e instanceof Error && e.name === 'DataError') {
-      return putChunkOnce(db, id, fileIndex, value, bytes.length);
+  const pause = opts.retryPauseMs ?? 250;
+  let rec: DownloadRecord | undefined;
+  for (let refusals = 0; !rec; refusals++) {
+    // A fresh Blob per attempt: Chromium refuses some large Blob writes ("DataError: Failed to
+    // write blobs (InvalidBlob)", most often while it still holds earlier chunks) and accepts the
+    // same bytes after a pause (see writeBlob in blobs.ts).
+    const value = inBrowser ? new Blob([bytes as BlobPart]) : bytes;
+    try {
+      rec = await putChunkOnce(db, id, fileIndex, value, bytes.length);
+    } catch (e) {
+      if (e instanceof Error && e.name === 'DataError' && refusals < MAX_REFUSALS) {
+        await new Promise((r) => setTimeout(r, pause * (refusals + 1)));
+        continue;
+      }
+      if (isQuotaError(e)) {
+        const now = await getDownload(db, id);
+        const left = now ? now.totalBytes - downloadedBytes(now) : bytes.length;
+        throw new StorageQuotaError(left, e);
+      }
+      throw e;
     }
-    if (isQuotaError(e)) {
-      const rec = await getDownload(db, id);
-      const left = rec ? rec.totalBytes - downloadedBytes(rec) : bytes.length;
-      throw new StorageQuotaError(left, e);
-    }
-    throw e;
   }
+  const file = rec.files[fileIndex]!;
+  if (storedBytes(file) >= file.size) {
+    // The file is complete: make sure the browser can read what it kept (a private window loses
+    // data past about 2 GB while reporting success). The partial download stays resumable.
+    await checkLastChunkReadable(db, {
+      id: file.blobId,
+      size: file.size,
+      type: '',
+      chunkSize: file.chunkSize,
+      chunkCount: file.chunksDone,
+      complete: true,
+      createdAt: rec.createdAt,
+    });
+  }
+  return rec;
 }
