@@ -2,6 +2,7 @@
 // 32-byte aligned data, and gguf-split style splits. Plus the one repacking that matters here:
 // onnxruntime MatMulNBits int4 blocks into ggml Q4_0 blocks (the same bits per weight).
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { toHalf } from '../../scripts/make-tiny-phi3.ts';
 
 export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2 } as const;
 export type GgmlType = (typeof GGML_TYPE)[keyof typeof GGML_TYPE];
@@ -275,40 +276,13 @@ export function writeGguf(
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** fp32 to fp16 bits, rounding to nearest even; overflow becomes infinity. */
-export function floatToHalf(x: number): number {
-  f32Scratch[0] = x;
-  const bits = u32Scratch[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rest > mid || (rest === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // may carry into the exponent
-  e = half >>> 10;
-  return sign | (e >= 0x1f ? 0x7c00 : half);
-}
+/** fp32 to fp16 bits, rounding to nearest even (the fixture script's conversion). */
+export { toHalf as floatToHalf } from '../../scripts/make-tiny-phi3.ts';
 
 /** fp32 values as fp16 bytes. */
 export function toHalfBytes(values: Float32Array): Uint8Array {
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]!);
+  for (let i = 0; i < values.length; i++) out[i] = toHalf(values[i]!);
   return new Uint8Array(out.buffer);
 }
 
@@ -337,7 +311,7 @@ export function matMulNBitsToQ4_0(
   for (let b = 0; b < blocks; b++) {
     const src = b * 16;
     const dst = b * 18;
-    view.setUint16(dst, floatToHalf(scales[b]!), true);
+    view.setUint16(dst, toHalf(scales[b]!), true);
     for (let j = 0; j < 16; j++) {
       // element j (low half of the block) and element j + 16 (high half)
       const lo = (packed[src + (j >> 1)]! >> ((j & 1) * 4)) & 15;
