@@ -7,8 +7,8 @@
 // The page is opened with `?inference-test`, which exposes the inference client as
 // `window.__tabflowInference` (see src/lib/inference/test-hook.ts).
 import { expect, test, type Page } from '@playwright/test';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
 import type { InferenceClient } from '../../src/lib/inference/client.ts';
 import type { BackendPreference, ReadyMessage } from '../../src/lib/inference/protocol.ts';
@@ -22,6 +22,7 @@ import {
   type TinyPhi3MhaPaths,
   type TinyPhi3Paths,
 } from '../helpers/tiny-phi3.ts';
+import { listFiles, serveFolder } from './support/fixture-files.ts';
 
 declare global {
   interface Window {
@@ -66,16 +67,6 @@ function tokenizerFor(layout: 'genai' | 'web'): TextTokenizer {
   );
 }
 
-function listFiles(root: string, dir = root): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listFiles(root, p));
-    else if (!name.startsWith('.')) out.push(relative(root, p).split('\\').join('/'));
-  }
-  return out;
-}
-
 async function golden(layout: 'web' | 'genai' | 'web-mha', promptIds: number[]): Promise<number[]> {
   const graph =
     layout === 'genai'
@@ -95,15 +86,7 @@ async function golden(layout: 'web' | 'genai' | 'web-mha', promptIds: number[]):
 async function openApp(page: Page, isolated = true) {
   const dirOf = (l: string) =>
     l === 'genai' ? fixture.genai : l === 'web-mha' ? mhaFixture.web : fixture.web;
-  await page.route(`**${FIXTURE}**`, async (route) => {
-    const path = new URL(route.request().url()).pathname;
-    const [l, ...rest] = decodeURIComponent(
-      path.slice(path.indexOf(FIXTURE) + FIXTURE.length),
-    ).split('/');
-    const file = join(dirOf(l!), ...rest);
-    if (rest.includes('..') || !existsSync(file)) return route.fulfill({ status: 404 });
-    await route.fulfill({ body: readFileSync(file), contentType: 'application/octet-stream' });
-  });
+  await serveFolder(page, FIXTURE, dirOf);
   if (!isolated) {
     await page.route('**/?inference-test', async (route) => {
       const response = await route.fetch();

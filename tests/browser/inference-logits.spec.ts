@@ -8,18 +8,9 @@
 // (bench/support/inference-harness) whose own worker builds the same engines from the same
 // modules and returns the raw logits.
 import { expect, test } from '@playwright/test';
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
 import {
   buildHarness,
@@ -30,6 +21,7 @@ import {
 import type { InferenceHarness } from '../../bench/support/inference-harness/entry.ts';
 import { TextTokenizer } from '../../src/lib/inference/tokenizer.ts';
 import { ensureTinyPhi3, greedyOrtNode, type TinyPhi3Paths } from '../helpers/tiny-phi3.ts';
+import { listFiles } from './support/fixture-files.ts';
 
 declare global {
   interface Window {
@@ -91,16 +83,6 @@ test.afterAll(async () => {
   if (dist) removeHarness(dist);
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
-
-function listFiles(root: string, dir = root): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listFiles(root, p));
-    else if (!name.startsWith('.')) out.push(relative(root, p).split('\\').join('/'));
-  }
-  return out;
-}
 
 function graphOf(layout: 'web' | 'genai', root?: string): string {
   const dir = root ?? (layout === 'genai' ? fixture.genai : fixture.web);

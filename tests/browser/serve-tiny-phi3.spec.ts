@@ -7,14 +7,15 @@
 // The app has no serving UI yet: the page is opened with `?inference-test`, which makes it load
 // src/lib/inference/test-hook.ts and expose `window.__tabflowInference`.
 import { expect, test, type Page } from '@playwright/test';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
 import type { InferenceTestHook } from '../../src/lib/inference/test-hook.ts';
 import type { InferenceClient } from '../../src/lib/inference/client.ts';
 import { TextTokenizer } from '../../src/lib/inference/tokenizer.ts';
 import { ensureTinyPhi3, greedyOrtNode, type TinyPhi3Paths } from '../helpers/tiny-phi3.ts';
 import { judgeGreedy } from '../helpers/webgpu-parity.ts';
+import { listFiles, serveFolder } from './support/fixture-files.ts';
 
 declare global {
   interface Window {
@@ -55,16 +56,6 @@ function tokenizerFor(layout: 'genai' | 'web'): TextTokenizer {
   );
 }
 
-function listFiles(root: string, dir = root): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listFiles(root, p));
-    else if (!name.startsWith('.')) out.push(relative(root, p).split('\\').join('/'));
-  }
-  return out;
-}
-
 function graphOf(layout: 'web' | 'genai'): string {
   return layout === 'genai' ? fixture.genaiModel : join(fixture.web, 'onnx', 'model_q4.onnx');
 }
@@ -90,15 +81,7 @@ async function openAndLoad(
   clientOptions: { heartbeatTimeoutMs?: number } = {},
 ) {
   const dirOf = (l: string) => (l === 'genai' ? fixture.genai : fixture.web);
-  await page.route(`**${FIXTURE}**`, async (route) => {
-    const path = new URL(route.request().url()).pathname;
-    const [l, ...rest] = decodeURIComponent(
-      path.slice(path.indexOf(FIXTURE) + FIXTURE.length),
-    ).split('/');
-    const file = join(dirOf(l!), ...rest);
-    if (rest.includes('..') || !existsSync(file)) return route.fulfill({ status: 404 });
-    await route.fulfill({ body: readFileSync(file), contentType: 'application/octet-stream' });
-  });
+  await serveFolder(page, FIXTURE, dirOf);
   await page.goto('./?inference-test');
   await page.waitForFunction(() => '__tabflowInference' in window);
   return page.evaluate(

@@ -4,8 +4,8 @@
 // onnxruntime-node's logits on the browser's own ids: native's argmax, or within the activation
 // rounding that separates the runtimes (tests/helpers/webgpu-parity.ts explains the 3%).
 import { expect, test } from '@playwright/test';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
 import type { InferenceClient } from '../../src/lib/inference/client.ts';
 import type { InferenceTestHook } from '../../src/lib/inference/test-hook.ts';
@@ -18,6 +18,7 @@ import {
   type TinyPhi3MhaPaths,
 } from '../helpers/tiny-phi3.ts';
 import { ACTIVATION_ROUNDING_TOL } from '../helpers/webgpu-parity.ts';
+import { listFiles, serveFolder } from './support/fixture-files.ts';
 
 declare global {
   interface Window {
@@ -37,16 +38,6 @@ test.beforeAll(async () => {
   fixture = await ensureTinyPhi3Mha();
 });
 
-function listFiles(root: string, dir = root): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listFiles(root, p));
-    else if (!name.startsWith('.')) out.push(relative(root, p).split('\\').join('/'));
-  }
-  return out;
-}
-
 for (const [backend, steps] of [
   ['ort-wasm', 8],
   ['webgpu', 4],
@@ -55,15 +46,7 @@ for (const [backend, steps] of [
     page,
   }) => {
     if (backend === 'webgpu') test.setTimeout(300_000); // SwiftShader: about a second per token
-    await page.route(`**${FIXTURE}**`, async (route) => {
-      const path = new URL(route.request().url()).pathname;
-      const rest = decodeURIComponent(path.slice(path.indexOf(FIXTURE) + FIXTURE.length)).split(
-        '/',
-      );
-      const file = join(fixture.web, ...rest);
-      if (rest.includes('..') || !existsSync(file)) return route.fulfill({ status: 404 });
-      await route.fulfill({ body: readFileSync(file), contentType: 'application/octet-stream' });
-    });
+    await serveFolder(page, FIXTURE, fixture.web);
     await page.goto('./?inference-test');
     await page.waitForFunction(() => '__tabflowInference' in window);
     const { ready, ids } = await page.evaluate(

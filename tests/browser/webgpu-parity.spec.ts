@@ -10,13 +10,14 @@
 // accuracy_level 4 graphs allow (tests/helpers/webgpu-parity.ts). Most must be native's argmax
 // exactly, so a broken engine cannot hide behind the tolerance.
 import { expect, test } from '@playwright/test';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { InferenceTestHook } from '../../src/lib/inference/test-hook.ts';
 import type { InferenceClient } from '../../src/lib/inference/client.ts';
 import { TextTokenizer } from '../../src/lib/inference/tokenizer.ts';
 import { ensureTinyPhi3, type TinyPhi3Paths } from '../helpers/tiny-phi3.ts';
 import { judgeGreedy } from '../helpers/webgpu-parity.ts';
+import { listFiles, serveFolder } from './support/fixture-files.ts';
 
 declare global {
   interface Window {
@@ -41,16 +42,6 @@ let fixture: TinyPhi3Paths;
 test.beforeAll(async () => {
   fixture = await ensureTinyPhi3();
 });
-
-function listFiles(root: string, dir = root): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listFiles(root, p));
-    else if (!name.startsWith('.')) out.push(relative(root, p).split('\\').join('/'));
-  }
-  return out;
-}
 
 /** A raw prompt of exactly `n` tokens as the layout's runtime encodes it. */
 function promptOfLength(tok: TextTokenizer, n: number): string {
@@ -87,15 +78,7 @@ for (const layout of ['genai', 'web'] as const) {
     // The first prompt again at the end: the same ids or state leaked between requests.
     prompts.push(prompts[0]!);
 
-    await page.route(`**${FIXTURE}**`, async (route) => {
-      const path = new URL(route.request().url()).pathname;
-      const rest = decodeURIComponent(path.slice(path.indexOf(FIXTURE) + FIXTURE.length)).split(
-        '/',
-      );
-      const file = join(dir, ...rest);
-      if (rest.includes('..') || !existsSync(file)) return route.fulfill({ status: 404 });
-      await route.fulfill({ body: readFileSync(file), contentType: 'application/octet-stream' });
-    });
+    await serveFolder(page, FIXTURE, dir);
     await page.goto('./?inference-test');
     await page.waitForFunction(() => '__tabflowInference' in window);
     const r = await page.evaluate(
