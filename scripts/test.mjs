@@ -40,6 +40,15 @@ function readJson(path) {
 
 mkdirSync('test-results', { recursive: true });
 
+// A fresh clone has no node_modules: install exactly the locked dependencies first, so `npm test`
+// alone works on a clean checkout (npm ci downloads nothing at test time beyond the registry).
+if (!existsSync('node_modules/.package-lock.json')) {
+  if (!run('dependencies (npm ci)', 'npm', ['ci', '--no-audit', '--no-fund'])) {
+    console.log('npm ci failed: install the dependencies with `npm install`, then run `npm test`.');
+    process.exit(1);
+  }
+}
+
 // The CPU decoder's WebAssembly kernels are compiled from AssemblyScript (npm only, no system
 // toolchain); type checks, unit tests and the build all need them.
 run('kernels (AssemblyScript → wasm)', 'node', ['scripts/build-kernels.mjs']);
