@@ -94,8 +94,15 @@ function ensureVenv({ dir, requirements }, python3) {
   return py;
 }
 
-const total = countTests();
+// `--prepare`: only create or refresh the venvs (npm test does this before the browser tier,
+// whose interop specs need them), then stop.
+const prepareOnly = process.argv.includes('--prepare');
+const total = prepareOnly ? 0 : countTests();
 const python3 = findPython();
+if (prepareOnly) {
+  if (python3) for (const v of VENVS) ensureVenv(v, python3);
+  process.exit(0);
+}
 if (!python3) {
   console.log('interop tier skipped: python3 not found');
   writeResults({ passed: 0, failed: 0, skipped: total });

@@ -89,6 +89,12 @@ if (want('unit')) {
   }
 }
 
+// The browser tier's interop specs read and write with Python MLflow: prepare its venvs first
+// (from PyPI, once; without python3 those specs skip with one line, as the interop tier does).
+if ((want('browser') || want('interop')) && existsSync('scripts/test-interop.mjs')) {
+  spawnSync('node', ['scripts/test-interop.mjs', '--prepare'], { stdio: 'inherit' });
+}
+
 if (want('browser')) {
   if (run('build (vite build)', 'npx', ['vite', 'build', '--logLevel', 'warn'])) {
     const chromium = ensureChromium();
